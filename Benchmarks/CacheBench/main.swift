@@ -1,0 +1,1 @@
+print("cache-bench: not built yet")
