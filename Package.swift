@@ -60,7 +60,12 @@ let package = Package(
         // MARK: HTTP
         .target(
             name: "CachingHTTP",
-            dependencies: ["Caching", .product(name: "HTTPTypes", package: "swift-http-types")]
+            dependencies: [
+                "Caching",
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+            ]
         ),
         .target(
             name: "CachingHummingbird",
@@ -93,7 +98,10 @@ let package = Package(
         .testTarget(name: "CachingSQLiteTests", dependencies: ["CachingSQLite", "CachingTesting"]),
         .testTarget(name: "CachingRedisTests", dependencies: ["CachingRedis", "CachingTesting"]),
         .testTarget(name: "CachingMemcachedTests", dependencies: ["CachingMemcached", "CachingTesting"]),
-        .testTarget(name: "CachingHTTPTests", dependencies: ["CachingHTTP"]),
+        .testTarget(
+            name: "CachingHTTPTests",
+            dependencies: ["CachingHTTP", .product(name: "MetricsTestKit", package: "swift-metrics")]
+        ),
         .testTarget(
             name: "CachingHummingbirdTests",
             dependencies: [

@@ -1,0 +1,1 @@
+// Tests are compiled only with the package trait; see the other files.
