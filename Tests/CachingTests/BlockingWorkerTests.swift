@@ -25,9 +25,9 @@ import Glibc
         defer { workers.forEach { $0.shutdown() } }
         let clock = ContinuousClock()
         let start = clock.now
-        async let blocked: Void = withThrowingTaskGroup(of: Void.self) { group in
+        async let blocked: Void = withThrowingTaskGroup(of: Void.self) { group throws in
             for worker in workers {
-                group.addTask { try await worker.run { usleep(400_000) } }   // a blocking C call
+                group.addTask { _ = try await worker.run { usleep(400_000) } }   // a blocking C call
             }
             try await group.waitForAll()
         }
@@ -59,7 +59,7 @@ import Glibc
         defer { worker.shutdown() }
         let interrupted = CallCounter()
         let task = Task {
-            try await worker.run(onCancel: { interrupted.increment() }) { usleep(200_000) }
+            try await worker.run(onCancel: { interrupted.increment() }) { _ = usleep(200_000) }
         }
         try await Task.sleep(for: .milliseconds(50))
         task.cancel()
