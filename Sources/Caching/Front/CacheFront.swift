@@ -1,4 +1,5 @@
 import Logging
+import Metrics
 import Synchronization
 
 /// The typed face of a cache: keys with a prefix and namespaces, values through a ``Coder``,
@@ -64,9 +65,9 @@ public struct CacheFront: Sendable {
         let flights = SingleFlight()
         let metrics: CacheMetrics
 
-        init(enabled: Bool, backendName: String) {
+        init(enabled: Bool, backendName: String, metricsFactory: (any MetricsFactory)?) {
             self.enabled = Atomic(enabled)
-            self.metrics = CacheMetrics(backend: backendName)
+            self.metrics = CacheMetrics(backend: backendName, factory: metricsFactory)
         }
     }
 
@@ -95,6 +96,9 @@ public struct CacheFront: Sendable {
     ///     rather than throw.
     ///   - maxValueSize: the largest encoded value to store, or `nil` for the backend's own limit.
     ///   - logger: where to log backend failures; silent by default.
+    ///   - metricsFactory: where the counters `cache.requests` (dimensions `backend`, `result`)
+    ///     and `cache.errors` (`backend`, `operation`) go; `nil` uses the factory bootstrapped
+    ///     in `MetricsSystem`.
     public init(
         backend: any CacheBackend,
         prefix: String = "",
@@ -104,7 +108,8 @@ public struct CacheFront: Sendable {
         isEnabled: Bool = true,
         failOpen: Bool = true,
         maxValueSize: Int? = nil,
-        logger: Logger = Logger(label: "swift-caching", factory: { _ in SwiftLogNoOpLogHandler() })
+        logger: Logger = Logger(label: "swift-caching", factory: { _ in SwiftLogNoOpLogHandler() }),
+        metricsFactory: (any MetricsFactory)? = nil
     ) {
         self.backend = backend
         self.prefix = prefix
@@ -116,7 +121,7 @@ public struct CacheFront: Sendable {
         self.maxValueSize = maxValueSize
         self.logger = logger
         self.scope = prefix.isEmpty ? "" : Self.escape(prefix) + ":"
-        self.shared = Shared(enabled: isEnabled, backendName: backend.name)
+        self.shared = Shared(enabled: isEnabled, backendName: backend.name, metricsFactory: metricsFactory)
     }
 
     private init(parent: CacheFront, namespace: String) {

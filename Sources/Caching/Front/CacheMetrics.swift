@@ -12,11 +12,15 @@ struct CacheMetrics: Sendable {
     let writeErrors: Counter
     let decodeErrors: Counter
 
-    init(backend: String) {
-        hits = Counter(label: "cache.requests", dimensions: [("backend", backend), ("result", "hit")])
-        misses = Counter(label: "cache.requests", dimensions: [("backend", backend), ("result", "miss")])
-        readErrors = Counter(label: "cache.errors", dimensions: [("backend", backend), ("operation", "read")])
-        writeErrors = Counter(label: "cache.errors", dimensions: [("backend", backend), ("operation", "write")])
-        decodeErrors = Counter(label: "cache.errors", dimensions: [("backend", backend), ("operation", "decode")])
+    init(backend: String, factory: (any MetricsFactory)?) {
+        let factory = factory ?? MetricsSystem.factory
+        func counter(_ label: String, _ key: String, _ value: String) -> Counter {
+            Counter(label: label, dimensions: [("backend", backend), (key, value)], factory: factory)
+        }
+        hits = counter("cache.requests", "result", "hit")
+        misses = counter("cache.requests", "result", "miss")
+        readErrors = counter("cache.errors", "operation", "read")
+        writeErrors = counter("cache.errors", "operation", "write")
+        decodeErrors = counter("cache.errors", "operation", "decode")
     }
 }
