@@ -140,7 +140,7 @@ public struct HTTPResponseCache: Sendable {
             metrics.misses.increment()
             logger.warning(
                 "HTTP cache backend failed on lookup; serving uncached",
-                metadata: ["http.cache.operation": "lookup", "error": "\(error)"]
+                metadata: ["http.cache.operation": "lookup", "error": "\(error)", "backend": "\(storage.backend.name)"]
             )
             if directives.onlyIfCached { return .respond(gatewayTimeout()) }
             return .forward(context(.uncached, request))
@@ -228,7 +228,7 @@ public struct HTTPResponseCache: Sendable {
             metrics.storeErrors.increment()
             logger.warning(
                 "HTTP cache backend failed on store; response served uncached",
-                metadata: ["http.cache.operation": "store", "error": "\(error)"]
+                metadata: ["http.cache.operation": "store", "error": "\(error)", "backend": "\(storage.backend.name)"]
             )
         }
 
