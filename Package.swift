@@ -110,6 +110,7 @@ let package = Package(
             dependencies: [
                 "CachingHummingbird",
                 .product(name: "HummingbirdTesting", package: "hummingbird", condition: .when(traits: ["Hummingbird"])),
+                .product(name: "MetricsTestKit", package: "swift-metrics"),
             ]
         ),
         .testTarget(
@@ -117,6 +118,7 @@ let package = Package(
             dependencies: [
                 "CachingVapor",
                 .product(name: "VaporTesting", package: "vapor", condition: .when(traits: ["Vapor"])),
+                .product(name: "MetricsTestKit", package: "swift-metrics"),
             ]
         ),
     ]

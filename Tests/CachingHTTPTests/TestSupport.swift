@@ -22,7 +22,7 @@ final class ManualClock: Sendable {
     }
 }
 
-func request(_ method: HTTPRequest.Method = .get, _ path: String, _ fields: HTTPFields = [:]) -> HTTPRequest {
+func request(_ path: String, _ fields: HTTPFields = [:], method: HTTPRequest.Method = .get) -> HTTPRequest {
     HTTPRequest(method: method, scheme: nil, authority: nil, path: path, headerFields: fields)
 }
 
@@ -32,3 +32,5 @@ final class CallCounter: Sendable {
     func next() -> Int { count.withLock { $0 += 1; return $0 } }
     var value: Int { count.withLock { $0 } }
 }
+
+func makeBackend() -> any CacheBackend { TemporaryMemoryBackend() }
