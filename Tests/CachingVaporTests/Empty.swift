@@ -1,1 +1,0 @@
-// Tests are compiled only with the package trait; see the other files.
