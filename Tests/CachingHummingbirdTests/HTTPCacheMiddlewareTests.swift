@@ -466,5 +466,32 @@ import Testing
             #expect(String(buffer: second.body) == "posted 2")
         }
     }
+
+    /// Over a real socket (`.live`): HEAD and 304 carry no body and keep the representation's
+    /// `Content-Length`; a streamed response over the limit arrives whole.
+    @Test func onTheWire() async throws {
+        var policy = HTTPCachePolicy()
+        policy.maxBodySize = 1_000
+        let router = Router(options: .autoGenerateHeadEndpoints)
+        router.add(middleware: HTTPCacheMiddleware(cache: cache(policy)))
+        let calls = self.calls
+        router.get("/items") { _, _ in "item \(calls.next())" }
+        streamingEndpoint(chunks: 100, chunkSize: 100)(router)
+        try await Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0))).test(.live) { client in
+            let get = try await client.execute(uri: "/items", method: .get)
+            let tag = try #require(get.headers[.eTag])
+            let head = try await client.execute(uri: "/items", method: .head)
+            #expect(head.status == .ok && head.headers[xCache] == "HIT")
+            #expect(head.body.readableBytes == 0)
+            #expect(head.headers[.contentLength] == String(get.body.readableBytes))
+            let notModified = try await client.execute(uri: "/items", method: .get, headers: [.ifNoneMatch: tag])
+            #expect(notModified.status == .notModified && notModified.body.readableBytes == 0)
+            let again = try await client.execute(uri: "/items", method: .get)
+            #expect(String(buffer: again.body) == "item 1")
+            let stream = try await client.execute(uri: "/stream", method: .get)
+            #expect(stream.body.readableBytes == 100 * 100 + 2)
+            #expect(stream.headers[xCache] == "MISS")
+        }
+    }
 }
 #endif
