@@ -7,7 +7,7 @@ import Testing
 
 /// The engine without a web framework: `respond(to:compute:)` is the flow the adapters follow.
 @Suite struct EngineTests {
-    let clock = ManualClock()
+    let clock = ManualWallClock()
     let calls = CallCounter()
     let metrics = TestMetrics()
 

@@ -14,7 +14,7 @@ struct FailingBackend: CacheBackend {
 }
 
 /// A settable wall clock for TTL arithmetic without sleeping.
-final class ManualClock: Sendable {
+final class ManualWallClock: Sendable {
     let milliseconds = Mutex<Int64>(1_700_000_000_000)
     var clock: HTTPCacheClock { HTTPCacheClock { self.milliseconds.withLock { $0 } } }
     func advance(by duration: Duration) {
@@ -33,4 +33,4 @@ final class CallCounter: Sendable {
     var value: Int { count.withLock { $0 } }
 }
 
-func makeBackend() -> any CacheBackend { TemporaryMemoryBackend() }
+func makeBackend() -> any CacheBackend { InMemoryBackend() }

@@ -14,7 +14,7 @@ import Testing
 @Suite struct HummingbirdHTTPCacheTests {
     let calls = CallCounter()
     let metrics = TestMetrics()
-    let clock = ManualClock()
+    let clock = ManualWallClock()
     let xCache = HTTPField.Name("X-Cache")!
 
     func cache(_ policy: HTTPCachePolicy = HTTPCachePolicy(), backend: (any CacheBackend)? = nil) -> HTTPResponseCache {

@@ -3,7 +3,7 @@ import Caching
 import CachingHTTP
 import Synchronization
 
-func makeBackend() -> any CacheBackend { TemporaryMemoryBackend() }
+func makeBackend() -> any CacheBackend { InMemoryBackend() }
 
 /// A backend whose every operation fails: the fault the fail-open rule is about.
 struct FailingBackend: CacheBackend {
@@ -16,7 +16,7 @@ struct FailingBackend: CacheBackend {
 }
 
 /// A settable wall clock for TTL arithmetic without sleeping.
-final class ManualClock: Sendable {
+final class ManualWallClock: Sendable {
     let milliseconds = Mutex<Int64>(1_700_000_000_000)
     var clock: HTTPCacheClock { HTTPCacheClock { self.milliseconds.withLock { $0 } } }
     func advance(by duration: Duration) {

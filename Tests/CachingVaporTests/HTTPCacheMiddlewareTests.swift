@@ -12,7 +12,7 @@ import VaporTesting
 @Suite struct VaporHTTPCacheTests {
     let calls = CallCounter()
     let metrics = TestMetrics()
-    let clock = ManualClock()
+    let clock = ManualWallClock()
 
     func cache(_ policy: HTTPCachePolicy = HTTPCachePolicy(), backend: (any CacheBackend)? = nil) -> HTTPResponseCache {
         HTTPResponseCache(cache: CacheFront(backend: backend ?? makeBackend(), prefix: "vapor"), policy: policy, metricsFactory: metrics, clock: clock.clock)
