@@ -17,6 +17,8 @@ let package = Package(
         .library(name: "CachingHummingbird", targets: ["CachingHummingbird"]),
         .library(name: "CachingVapor", targets: ["CachingVapor"]),
         .executable(name: "cache-bench", targets: ["CacheBench"]),
+        .executable(name: "cache-example-hummingbird", targets: ["HummingbirdExample"]),
+        .executable(name: "cache-example-vapor", targets: ["VaporExample"]),
     ],
     traits: [
         .trait(name: "Hummingbird", description: "Builds the Hummingbird 2 middleware in CachingHummingbird."),
@@ -80,6 +82,24 @@ let package = Package(
                 "CachingHTTP",
                 .product(name: "Vapor", package: "vapor", condition: .when(traits: ["Vapor"])),
             ]
+        ),
+
+        // MARK: Examples (HTTP caching; each needs its framework's trait)
+        .executableTarget(
+            name: "HummingbirdExample",
+            dependencies: [
+                "Caching", "CachingHTTP", "CachingHummingbird",
+                .product(name: "Hummingbird", package: "hummingbird", condition: .when(traits: ["Hummingbird"])),
+            ],
+            path: "Examples/HummingbirdExample"
+        ),
+        .executableTarget(
+            name: "VaporExample",
+            dependencies: [
+                "Caching", "CachingHTTP", "CachingVapor",
+                .product(name: "Vapor", package: "vapor", condition: .when(traits: ["Vapor"])),
+            ],
+            path: "Examples/VaporExample"
         ),
 
         // MARK: Benchmarks
