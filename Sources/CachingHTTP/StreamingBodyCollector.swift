@@ -2,7 +2,8 @@ public import HTTPTypes
 import Synchronization
 
 /// Collects a pushed (streamed) response body up to a size limit, and hands the stream over
-/// when the body grows past it, without buffering more than the limit plus one chunk.
+/// when the body grows past it, without buffering more than the limit plus two chunks (the one
+/// that crossed it and one waiting for the consumer).
 ///
 /// Web frameworks stream bodies by calling a writer: the producer pushes chunks. To cache such
 /// a body the cache must see all of it before answering (the ETag and a `304` depend on it),
