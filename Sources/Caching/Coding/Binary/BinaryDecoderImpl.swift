@@ -145,8 +145,9 @@ struct BinaryKeyedDecoder<Key: CodingKey>: KeyedDecodingContainerProtocol {
         try reader.decodeEntryValue(type, key, frame, serial)
     }
 
-    // decodeIfPresent: nil when the key is absent or its value is nil. When `T` is itself an
-    // optional, a nil value is a present `.some(nil)`, so that `Int??` round-trips.
+    // decodeIfPresent: nil when the key is absent or its value is nil. A `some` marker before
+    // the value (written for a present optional) belongs to this level, so that `Int??`
+    // round-trips.
 
     private func entryIfPresent(_ key: Key) throws -> BinaryReader.Entry? {
         try reader.validate(frame, serial)
@@ -235,12 +236,13 @@ struct BinaryKeyedDecoder<Key: CodingKey>: KeyedDecodingContainerProtocol {
     func decodeIfPresent<T: Decodable>(_ type: T.Type, forKey key: Key) throws -> T? {
         try reader.validate(frame, serial)
         guard let entry = try reader.lookup(key, in: frame) else { return nil }
-        if try reader.byte(at: entry.valuePosition) == BinaryFormat.null, !(T.self is any BinaryOptionalMarker.Type) {
+        let tag = try reader.byte(at: entry.valuePosition)
+        if tag == BinaryFormat.null {
             try reader.record(entry, in: frame)
             reader.advance(frame, past: entry, to: entry.valuePosition + 1)
             return nil
         }
-        return try reader.decodeValue(of: entry, type, key, frame)
+        return try reader.decodeValue(of: entry, type, key, frame, skippingSome: tag == BinaryFormat.some)
     }
 
     // Nested containers and super decoders: the entry's end is found by skipping it, so that
@@ -371,7 +373,9 @@ struct BinaryUnkeyedDecoder: UnkeyedDecodingContainer {
     mutating func decode<T: Decodable>(_ type: T.Type) throws -> T {
         let p = try next(type)
         if reader.frames[frame].blob {
-            if T.self == UInt8.self { return unsafeBitCast(try integer(UInt8.self), to: T.self) }
+            if let integerType = T.self as? any FixedWidthInteger.Type, let value = try integer(integerType) as? T {
+                return value
+            }
             throw reader.mismatch(type, found: BinaryFormat.bytes, at: p)
         }
         let (value, end) = try reader.readValue(type, at: p, key: BinaryIndexKey(reader.frames[frame].cursorIndex))

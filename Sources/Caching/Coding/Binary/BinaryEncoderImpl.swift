@@ -216,7 +216,16 @@ struct BinaryKeyedEncoder<Key: CodingKey>: KeyedEncodingContainerProtocol {
     }
 
     mutating func encodeIfPresent<T: Encodable>(_ value: T?, forKey key: Key) throws {
-        if let value { try encode(value, forKey: key) } else { try encodeAbsent(key) }
+        guard let value else { return try encodeAbsent(key) }
+        if value is any BinaryOptionalMarker {
+            // `T` is itself optional: mark this level present, so that `.some(nil)` is not read
+            // back as an absent value.
+            try begin(key)
+            writer.bytes.append(BinaryFormat.some)
+            try writer.writeValue(value, key: key)
+        } else {
+            try encode(value, forKey: key)
+        }
     }
 
     // Entries that hold a nested container are always named: synthesized enum coding finds the

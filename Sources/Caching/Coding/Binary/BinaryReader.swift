@@ -690,13 +690,13 @@ final class BinaryReader {
     }
 
     func decodeValue<K: CodingKey, T: Decodable>(
-        of entry: Entry, _ type: T.Type, _ key: K, _ frameIndex: Int
+        of entry: Entry, _ type: T.Type, _ key: K, _ frameIndex: Int, skippingSome: Bool = false
     ) throws -> T {
         try record(entry, in: frameIndex)
         let slot = frames[frameIndex].slotBase &+ entry.index
         let savedCount = fingerprintCount
         let savedSum = fingerprintSum
-        let (value, end) = try readValue(type, at: entry.valuePosition, key: key)
+        let (value, end) = try readValue(type, at: entry.valuePosition + (skippingSome ? 1 : 0), key: key)
         if slots[slot] & Self.subtreeCounted != 0 {
             // The value was read before: count the fingerprints inside it once.
             fingerprintCount = savedCount

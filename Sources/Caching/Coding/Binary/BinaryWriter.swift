@@ -536,7 +536,7 @@ final class BinaryWriter {
         let utf8 = value.utf8
         let count = utf8.count
         if count <= BinaryFormat.fixStringMaxLength {
-            bytes.append(BinaryFormat.fixString | UInt8(truncatingIfNeeded: count))
+            bytes.append(BinaryFormat.fixString + UInt8(truncatingIfNeeded: count))
         } else {
             bytes.append(BinaryFormat.string)
             bytes.appendVarint(UInt64(count))
