@@ -76,7 +76,7 @@ public struct JSONCoder: Coder {
         case .iso8601Milliseconds:
             encoder.dateEncodingStrategy = .custom { date, encoder in
                 var container = encoder.singleValueContainer()
-                try container.encode(date.formatted(Self.iso8601Milliseconds))
+                try container.encode(try Self.iso8601Milliseconds(date, codingPath: encoder.codingPath))
             }
             decoder.dateDecodingStrategy = .custom { decoder in
                 let container = try decoder.singleValueContainer()
@@ -114,6 +114,24 @@ public struct JSONCoder: Coder {
     }
 
     private static let iso8601Milliseconds = Date.ISO8601FormatStyle(includingFractionalSeconds: true)
+
+    /// `date` in ISO 8601, UTC, rounded to the nearest millisecond (Foundation's format style
+    /// truncates, which turns `.123` stored as `.12299…` into `.122`).
+    private static func iso8601Milliseconds(_ date: Date, codingPath: [any CodingKey]) throws -> String {
+        guard let milliseconds = Int64(exactly: (date.timeIntervalSince1970 * 1000).rounded()),
+            abs(milliseconds) < 253_402_300_800_000  // year 10000
+        else {
+            throw EncodingError.invalidValue(
+                date, .init(codingPath: codingPath, debugDescription: "\(date) cannot be written as an ISO 8601 date")
+            )
+        }
+        let (seconds, fraction) = milliseconds.quotientAndRemainder(dividingBy: 1000)
+        let wholeSeconds = fraction < 0 ? seconds - 1 : seconds
+        let millis = fraction < 0 ? fraction + 1000 : fraction
+        let base = Date(timeIntervalSince1970: Double(wholeSeconds)).formatted(Date.ISO8601FormatStyle())
+        let digits = String(millis)
+        return base.dropLast() + "." + String(repeating: "0", count: 3 - digits.count) + digits + "Z"
+    }
 
     /// The JSON bytes for `value`.
     ///
