@@ -53,7 +53,14 @@ let package = Package(
         .systemLibrary(name: "CLibmemcached", providers: [.apt(["libmemcached-dev"])]),
 
         // MARK: Backends
-        .target(name: "CachingSQLite", dependencies: ["Caching", "CSQLite"]),
+        .target(
+            name: "CachingSQLite",
+            dependencies: [
+                "Caching", "CSQLite",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
         .target(name: "CachingRedis", dependencies: ["Caching", "CHiredis"]),
         .target(name: "CachingMemcached", dependencies: ["Caching", "CLibmemcached"]),
 
