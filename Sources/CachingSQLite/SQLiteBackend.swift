@@ -307,11 +307,15 @@ public final class SQLiteBackend: CacheBackend {
     /// - Parameters:
     ///   - sql: the statement.
     ///   - onWriter: run it on the writer's connection rather than a reader's.
-    @_spi(Testing)
-    public func _runStatement(_ sql: String, onWriter: Bool = false) async throws -> Int64? {
-        try await (onWriter ? writer : reader).perform(.exclusive) { connection in
+    func runStatement(_ sql: String, onWriter: Bool = false) async throws -> Int64? {
+        try await withConnection(onWriter: onWriter) { connection in
             try connection.scalar(sql, "running a statement on")
         }
+    }
+
+    /// Runs `body` with a connection on its thread, alone and interruptible; for tests.
+    func withConnection<T: Sendable>(onWriter: Bool, _ body: @escaping @Sendable (SQLiteConnection) throws -> T) async throws -> T {
+        try await (onWriter ? writer : reader).perform(.exclusive, body)
     }
 }
 

@@ -314,11 +314,11 @@ final class ConnectionThread: @unchecked Sendable {
         request.execute(on: connection)
         // A body that threw mid-transaction has rolled back; this only guards against a bug leaving one open.
         connection.rollbackIfNeeded()
+        if isWriter { afterWrites(connection) }
         lock()
         request.state = .finished
         unlock()
         request.resume()
-        if isWriter { afterWrites(connection) }
     }
 
     /// Runs a group of reads and short writes in one transaction and resumes their callers after the
@@ -335,11 +335,12 @@ final class ConnectionThread: @unchecked Sendable {
         } else {
             runInTransaction(group, writes: writes, connection)
         }
+        // Evict before answering, so a write that returns leaves the store within its limits.
+        if writes && isWriter { afterWrites(connection) }
         lock()
         for request in group { request.state = .finished }
         unlock()
         for request in group { request.resume() }
-        if writes && isWriter { afterWrites(connection) }
     }
 
     private func runInTransaction(_ group: [AnyRequest], writes: Bool, _ connection: SQLiteConnection) {

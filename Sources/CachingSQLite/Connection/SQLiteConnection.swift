@@ -99,6 +99,17 @@ final class SQLiteConnection {
         }
     }
 
+    /// Whether the current user may create files in the directory of `path`.
+    private static func directoryIsWritable(of path: String) -> Bool {
+        let directory: String
+        if let slash = path.lastIndex(of: "/") {
+            directory = slash == path.startIndex ? "/" : String(path[..<slash])
+        } else {
+            directory = "."
+        }
+        return access(directory, W_OK) == 0
+    }
+
     /// Finalizes every statement and closes the handle. Idempotent.
     func close() {
         guard !isClosed else { return }
@@ -139,6 +150,13 @@ final class SQLiteConnection {
                 return CacheError(
                     .readOnly,
                     "\(action) \(displayName) failed: permission denied or read-only file system (\(detail), errno \(errno)); the cache needs to create and write the file, its '-wal' and '-shm' files, so use a writable directory"
+                )
+            }
+            if errno == ENOENT, case .file(let path) = store.location, !Self.directoryIsWritable(of: path) {
+                // SQLite retries a failed create read-only, and that reports ENOENT.
+                return CacheError(
+                    .readOnly,
+                    "\(action) \(displayName) failed: its directory is not writable (\(detail)); the cache needs to create the file, its '-wal' and '-shm' files, so use a writable directory"
                 )
             }
             if errno == ENOENT || errno == ENOTDIR {
