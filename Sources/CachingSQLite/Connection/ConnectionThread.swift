@@ -350,7 +350,7 @@ final class ConnectionThread: @unchecked Sendable {
             for request in group { request.fail(error) }
             return
         }
-        if writes && isWriter {
+        if writes && isWriter && connection.store.tracksAccess && connection.store.hasPendingAccesses {
             // Recording reads is best effort: a failure here must not fail the callers' writes.
             do {
                 try connection.atomically(immediate: true) { try connection.flushAccesses() }

@@ -17,6 +17,8 @@ import Darwin
 enum StoreSchema {
     /// `'SwCa'` in ASCII: marks a swift-caching store.
     static let applicationID: Int32 = 0x5377_4361
+    /// The most bytes a checkpointed WAL file keeps on disk (`PRAGMA journal_size_limit`).
+    static let walSizeLimit = 64 << 20
     /// The layout this code reads and writes.
     static let version: Int64 = 1
 
@@ -76,6 +78,8 @@ extension SQLiteConnection {
             try enableWAL()
         }
         try applyConnectionSettings()
+        // After a burst of writes the WAL file keeps its size; cap what it keeps once checkpointed.
+        try execute("PRAGMA journal_size_limit = \(StoreSchema.walSizeLimit)", "configuring")
         try begin(immediate: true)
         do {
             let applicationID = try scalar("PRAGMA application_id", "reading the header of") ?? 0
