@@ -53,7 +53,14 @@ let package = Package(
         .systemLibrary(name: "CLibmemcached", providers: [.apt(["libmemcached-dev"])]),
 
         // MARK: Backends
-        .target(name: "CachingSQLite", dependencies: ["Caching", "CSQLite"]),
+        .target(
+            name: "CachingSQLite",
+            dependencies: [
+                "Caching", "CSQLite",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
         .target(name: "CachingRedis", dependencies: ["Caching", "CHiredis"]),
         .target(name: "CachingMemcached", dependencies: ["Caching", "CLibmemcached"]),
 
@@ -93,7 +100,15 @@ let package = Package(
             name: "CachingTests",
             dependencies: ["Caching", "CachingTesting", .product(name: "MetricsTestKit", package: "swift-metrics")]
         ),
-        .testTarget(name: "CachingSQLiteTests", dependencies: ["CachingSQLite", "CachingTesting"]),
+        .testTarget(
+            name: "CachingSQLiteTests",
+            dependencies: [
+                "CachingSQLite", "CachingTesting", "CSQLite", "SQLiteStressWorker",
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        // A second process for the multi-process tests of CachingSQLite.
+        .executableTarget(name: "SQLiteStressWorker", dependencies: ["CachingSQLite"], path: "Tests/Support/SQLiteStressWorker"),
         .testTarget(name: "CachingRedisTests", dependencies: ["CachingRedis", "CachingTesting"]),
         .testTarget(name: "CachingMemcachedTests", dependencies: ["CachingMemcached", "CachingTesting"]),
         .testTarget(name: "CachingHTTPTests", dependencies: ["CachingHTTP"]),
