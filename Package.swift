@@ -54,7 +54,10 @@ let package = Package(
 
         // MARK: Backends
         .target(name: "CachingSQLite", dependencies: ["Caching", "CSQLite"]),
-        .target(name: "CachingRedis", dependencies: ["Caching", "CHiredis"]),
+        .target(
+            name: "CachingRedis",
+            dependencies: ["Caching", "CHiredis", .product(name: "Logging", package: "swift-log")]
+        ),
         .target(name: "CachingMemcached", dependencies: ["Caching", "CLibmemcached"]),
 
         // MARK: HTTP
