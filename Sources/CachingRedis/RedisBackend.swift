@@ -117,6 +117,9 @@ public final class RedisBackend: CacheBackend {
         connection.pending.load(ordering: .relaxed) &+ (connection.connected.load(ordering: .relaxed) ? 0 : 1 << 32)
     }
 
+    /// Pipelined round trips made by all connections so far (for tests and diagnostics).
+    var roundTrips: Int { connections.reduce(0) { $0 + $1.roundTrips.load(ordering: .relaxed) } }
+
     func send(_ commands: RedisCommands) async throws -> RedisValue {
         if closed.load(ordering: .relaxed) { throw CacheError.closed(name) }
         return try await connection().send(commands)

@@ -36,6 +36,8 @@ final class RedisConnection: @unchecked Sendable {
     let pending = Atomic<Int>(0)
     /// Whether the thread holds a working connection (a hint for the pool, not a guarantee).
     let connected = Atomic<Bool>(false)
+    /// Pipelined round trips made so far (for tests and diagnostics).
+    let roundTrips = Atomic<Int>(0)
 
     private let mutex: UnsafeMutablePointer<pthread_mutex_t>
     private let cond: UnsafeMutablePointer<pthread_cond_t>

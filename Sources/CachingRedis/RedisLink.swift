@@ -207,6 +207,7 @@ final class RedisLink {
             failTaken(from: 0, with: notConnectedError())
             return
         }
+        connection.roundTrips.add(1, ordering: .relaxed)
         for request in taken where !append(request.commands) {
             let error = ioError(errno: chiredis_errno())
             failTaken(from: 0, with: error)
