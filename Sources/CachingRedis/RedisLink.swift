@@ -28,6 +28,10 @@ final class RedisLink {
     private var argvLengths: UnsafeMutablePointer<Int>
     private var argvCapacity = 16
     private var taken: [RedisRequest] = []
+    /// When the last batch finished (monotonic nanoseconds).
+    private var lastUsed: UInt64 = 0
+    /// How long a connection may sit idle before ``execute(_:)`` checks that it is still open.
+    private static let idleCheckNanoseconds: UInt64 = 50_000_000
     private let commandTimeout: Int64
     private let connectTimeout: Int64
 
@@ -129,6 +133,7 @@ final class RedisLink {
             )
         }
         failures = 0
+        lastUsed = Monotonic.now()
         nextAttempt = nil
         lastError = nil
         connection.connected.store(true, ordering: .relaxed)
@@ -203,11 +208,18 @@ final class RedisLink {
             }
         }
         guard !taken.isEmpty else { return }
+        // A connection that sat idle may have been closed by the server (a restart, an idle
+        // timeout): check before sending, and reconnect rather than fail the batch.
+        if context != nil, Monotonic.now() &- lastUsed > Self.idleCheckNanoseconds, !peerIsOpen() {
+            dropContext()
+            connect()
+        }
         guard context != nil else {
             failTaken(from: 0, with: notConnectedError())
             return
         }
         connection.roundTrips.add(1, ordering: .relaxed)
+        defer { lastUsed = Monotonic.now() }
         for request in taken where !append(request.commands) {
             let error = ioError(errno: chiredis_errno())
             failTaken(from: 0, with: error)
@@ -242,6 +254,16 @@ final class RedisLink {
             request.finish(result)
         }
         taken.removeAll(keepingCapacity: true)
+    }
+
+    /// False when the server has closed the socket (a zero-byte or failed non-blocking peek).
+    private func peerIsOpen() -> Bool {
+        guard let context else { return false }
+        var byte: UInt8 = 0
+        let received = recv(context.pointee.fd, &byte, 1, Int32(MSG_PEEK | MSG_DONTWAIT))
+        if received > 0 { return true }
+        if received == 0 { return false }
+        return chiredis_errno_is_timeout(chiredis_errno()) != 0
     }
 
     private func failTaken(from start: Int, with error: CacheError) {
