@@ -24,11 +24,15 @@ struct RedisBackendTests {
 
     @Test func setAndGetWithTTL() async throws {
         try await withBackend { backend, prefix in
+            let clock = ContinuousClock()
+            let start = clock.now
             try await backend.set(prefix + "a", to: Array("hello".utf8), ttl: .seconds(10))
             let entry = try #require(try await backend.get(prefix + "a"))
+            let elapsed = clock.now - start
             #expect(entry.value == Array("hello".utf8))
             let ttl = try #require(entry.ttl)
-            #expect(ttl > .seconds(9) && ttl <= .seconds(10))
+            // The server counts down from SET to PTTL, which both happened within `elapsed`.
+            #expect(ttl <= .seconds(10) && ttl >= .seconds(10) - elapsed - .milliseconds(1), "ttl \(ttl) after \(elapsed)")
             #expect(try await backend.get(prefix + "missing") == nil)
         }
     }
@@ -54,9 +58,12 @@ struct RedisBackendTests {
 
     @Test func entriesExpire() async throws {
         try await withBackend { backend, prefix in
-            try await backend.set(prefix + "short", to: [9], ttl: .milliseconds(100))
-            #expect(try await backend.exists(prefix + "short"))
-            try await Task.sleep(for: .milliseconds(250))
+            let clock = ContinuousClock()
+            let start = clock.now
+            try await backend.set(prefix + "short", to: [9], ttl: .milliseconds(400))
+            let present = try await backend.exists(prefix + "short")
+            if clock.now - start < .milliseconds(350) { #expect(present) }
+            try await Task.sleep(until: start + .milliseconds(700))
             #expect(try await backend.get(prefix + "short") == nil)
             #expect(try await !backend.exists(prefix + "short"))
         }
@@ -118,10 +125,16 @@ struct RedisBackendTests {
 
     @Test func addOnlyWhenAbsent() async throws {
         try await withBackend { backend, prefix in
-            #expect(try await backend.add(prefix + "lock", value: [1], ttl: .milliseconds(150)))
-            #expect(try await !backend.add(prefix + "lock", value: [2], ttl: .seconds(1)))
-            #expect(try await backend.get(prefix + "lock")?.value == [1])
-            try await Task.sleep(for: .milliseconds(300))
+            let clock = ContinuousClock()
+            let start = clock.now
+            #expect(try await backend.add(prefix + "lock", value: [1], ttl: .seconds(1)))
+            let second = try await backend.add(prefix + "lock", value: [2], ttl: .seconds(1))
+            let stored = try await backend.get(prefix + "lock")
+            if clock.now - start < .milliseconds(900) {
+                #expect(!second)
+                #expect(stored?.value == [1])
+            }
+            try await Task.sleep(until: start + .milliseconds(1300))
             #expect(try await backend.add(prefix + "lock", value: [3], ttl: nil))
             let entry = try #require(try await backend.get(prefix + "lock"))
             #expect(entry.value == [3])
@@ -177,9 +190,8 @@ struct RedisBackendTests {
     @Test func binarySafeValues() async throws {
         try await withBackend { backend, prefix in
             let allBytes = (0...255).map { UInt8($0) } + [0, 0, 13, 10, 0]
-            var megabyte = [UInt8](repeating: 0, count: 1 << 20)
-            var generator = SystemRandomNumberGenerator()
-            for index in megabyte.indices where index % 7 != 0 { megabyte[index] = generator.next() }
+            // Every byte value, zero bytes included, in a pattern that does not repeat every 256 bytes.
+            let megabyte = (0..<(1 << 20)).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ $0 >> 9) }
             let values: [String: [UInt8]] = ["all": allBytes, "zeros": [0, 0, 0], "empty": [], "mib": megabyte]
             for (name, value) in values {
                 try await backend.set(prefix + name, to: value, ttl: .seconds(60))

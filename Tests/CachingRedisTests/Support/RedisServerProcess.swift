@@ -1,5 +1,6 @@
 import Caching
 import Foundation
+import Logging
 import Testing
 
 @testable import CachingRedis
@@ -9,6 +10,14 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+
+/// The logger for backends in tests: quiet (connection losses are expected here) unless
+/// `CACHING_TEST_LOGS=1`.
+let testLogger: Logger = {
+    var logger = Logger(label: "caching-redis-tests")
+    logger.logLevel = ProcessInfo.processInfo.environment["CACHING_TEST_LOGS"] == "1" ? .debug : .critical
+    return logger
+}()
 
 /// The environment the tests run in.
 enum TestEnvironment {
@@ -45,7 +54,7 @@ enum TestEnvironment {
         }
         var configuration = try RedisConfiguration(url: url)
         if let poolSize { configuration.poolSize = poolSize }
-        return try RedisBackend(configuration: configuration)
+        return try RedisBackend(configuration: configuration, logger: testLogger)
     }
 }
 
