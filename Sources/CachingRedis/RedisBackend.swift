@@ -13,7 +13,9 @@ import Synchronization
 ///
 /// **Connections.** The backend keeps ``RedisConfiguration/poolSize`` connections, each owned
 /// by a dedicated OS thread: hiredis's blocking calls never run on Swift's cooperative thread
-/// pool. Each call goes to the connection with the fewest commands waiting.
+/// pool. Calls fill the first connected connection up to a full batch (64 requests waiting),
+/// then overflow to the least loaded one, so light loads share round trips and heavy loads use
+/// every connection.
 ///
 /// **Automatic pipelining.** A connection's thread sends every command queued since its last
 /// round trip in one write and then reads all their replies, so commands issued concurrently by
@@ -28,7 +30,8 @@ import Synchronization
 /// ``CacheError/Code/serverError`` with the server's message.
 ///
 /// **Commands.** `get` sends `GET` and `PTTL` in one round trip; `set` is `SET ... PX`; the
-/// batch `get` is `MGET` (with `PTTL` per key, pipelined); the batch `set` is pipelined
+/// batch `get` is `MGET` (plus `PTTL` per key when ``RedisConfiguration/batchGetReadsTTL`` is
+/// set); the batch `set` is pipelined
 /// `SET ... PX`; `add` is `SET ... NX PX`; `increment` is `SET key 0 NX PX ttl` then
 /// `INCRBY`, pipelined, so a new counter gets the TTL and an existing one keeps its own;
 /// `touch` is `PEXPIRE` or `PERSIST`; deletes are `UNLINK`; ``clear(prefix:)`` walks `SCAN`
@@ -96,22 +99,31 @@ public final class RedisBackend: CacheBackend {
 
     // MARK: Sending
 
-    /// The connection with the fewest requests waiting, preferring connected ones.
+    /// Where the next request goes: the first connected connection with fewer than
+    /// `spillThreshold` requests waiting, else the least loaded one.
+    ///
+    /// Filling one connection before the next makes the batches large: every request that
+    /// shares a round trip saves a wake-up and a system call on both sides, which is worth
+    /// more than spreading a light load over threads. Once a connection has a full batch
+    /// waiting, the others take the overflow, so heavy loads use every connection.
     private func connection() -> RedisConnection {
         var best = connections[0]
         if connections.count == 1 { return best }
-        var bestLoad = load(best)
-        if bestLoad == 0 { return best }
-        for candidate in connections.dropFirst() {
+        var bestLoad = Int.max
+        for candidate in connections {
             let candidateLoad = load(candidate)
+            if candidateLoad < Self.spillThreshold { return candidate }
             if candidateLoad < bestLoad {
                 best = candidate
                 bestLoad = candidateLoad
-                if bestLoad == 0 { break }
             }
         }
         return best
     }
+
+    /// Requests waiting on a connection before the next one takes new requests: about one
+    /// well-filled pipelined batch.
+    static let spillThreshold = 64
 
     private func load(_ connection: RedisConnection) -> Int {
         connection.pending.load(ordering: .relaxed) &+ (connection.connected.load(ordering: .relaxed) ? 0 : 1 << 32)
@@ -210,11 +222,32 @@ public final class RedisBackend: CacheBackend {
         return try await Self.integer(send(RedisCommands("EXISTS") { $0.argument(key) }), "EXISTS", key: key) > 0
     }
 
-    /// The entries for `keys`, in order: `MGET` plus one `PTTL` per key, in one round trip.
+    /// The entries for `keys`, in order, with one `MGET`.
+    ///
+    /// By default the entries' ``CacheEntry/ttl`` is `nil` (not read): a `PTTL` per key costs
+    /// the server and the client about as much as the `MGET` itself, and batch readers rarely
+    /// need it. Set ``RedisConfiguration/batchGetReadsTTL`` to pipeline one `PTTL` per key in
+    /// the same round trip and get the remaining TTLs.
     public func get(_ keys: [String]) async throws -> [CacheEntry?] {
         if keys.isEmpty { return [] }
         for key in keys { try Self.validate(key) }
         var commands = RedisCommands("MGET") { for key in keys { $0.argument(key) } }
+        guard configuration.batchGetReadsTTL else {
+            let reply = try await send(commands)
+            guard case .array(let values) = reply, values.count == keys.count else {
+                throw Self.failure(reply, "MGET") ?? Self.unexpected(reply, "MGET")
+            }
+            var entries: [CacheEntry?] = []
+            entries.reserveCapacity(keys.count)
+            for value in values {
+                switch value {
+                case .bulk(let bytes): entries.append(CacheEntry(value: bytes, ttl: nil))
+                case .null: entries.append(nil)
+                default: throw Self.failure(value, "MGET") ?? Self.unexpected(value, "MGET")
+                }
+            }
+            return entries
+        }
         for key in keys { commands.command("PTTL") { $0.argument(key) } }
         let reply = try await send(commands)
         guard case .array(let replies) = reply, replies.count == keys.count + 1 else { throw Self.unexpected(reply, "MGET") }

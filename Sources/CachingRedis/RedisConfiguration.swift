@@ -82,6 +82,11 @@ public struct RedisConfiguration: Sendable, Hashable {
     public var reconnectBackoff: Backoff
     /// The `COUNT` hint of the `SCAN` pages that ``RedisBackend/clear(prefix:)`` walks.
     public var scanCount: Int
+    /// Whether the batch `get` of ``RedisBackend`` also reads each key's remaining TTL
+    /// (one `PTTL` per key, pipelined with the `MGET`). Off by default: the entries' `ttl` is
+    /// then `nil`, and a batch of 100 keys costs about half as much. The single-key `get`
+    /// always reads the TTL.
+    public var batchGetReadsTTL: Bool
     /// The largest value ``RedisBackend`` sends, in bytes (Redis refuses more than
     /// `proto-max-bulk-len`, 512 MiB by default).
     public var maxValueSize: Int
@@ -120,6 +125,7 @@ public struct RedisConfiguration: Sendable, Hashable {
         self.poolSize = poolSize
         self.reconnectBackoff = Backoff()
         self.scanCount = 1000
+        self.batchGetReadsTTL = false
         self.maxValueSize = 512 * 1024 * 1024
     }
 
@@ -212,6 +218,7 @@ extension RedisConfiguration: CustomStringConvertible, CustomDebugStringConverti
                 "poolSize": poolSize as Any,
                 "reconnectBackoff": reconnectBackoff as Any,
                 "scanCount": scanCount as Any,
+                "batchGetReadsTTL": batchGetReadsTTL as Any,
                 "maxValueSize": maxValueSize as Any,
             ],
             displayStyle: .struct

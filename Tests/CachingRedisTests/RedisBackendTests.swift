@@ -104,7 +104,7 @@ struct RedisBackendTests {
             for (index, key) in keys.enumerated() where !key.contains("absent") {
                 let number = Int(key.split(separator: "h").last!)!
                 #expect(entries[index]?.value == Array("value \(number)".utf8))
-                #expect(entries[index]?.ttl.map { $0 > .seconds(50) && $0 <= .seconds(60) } == true)
+                #expect(entries[index]?.ttl == nil)  // not read by default
             }
             #expect(try await backend.get([String]()) == [])
             #expect(try await backend.delete(keys) == 100)
@@ -113,6 +113,22 @@ struct RedisBackendTests {
             try await backend.set([(key: prefix + "one", value: [1])], ttl: nil)
             #expect(try await backend.get(prefix + "one")?.value == [1])
         }
+    }
+
+    @Test func batchGetReadsTTLsWhenAsked() async throws {
+        var configuration = try RedisConfiguration(url: try #require(TestEnvironment.sharedRedisURL))
+        configuration.batchGetReadsTTL = true
+        let backend = try RedisBackend(configuration: configuration, logger: testLogger)
+        let prefix = uniquePrefix("batch-ttl")
+        try await backend.set([(key: prefix + "a", value: [1]), (key: prefix + "b", value: [2])], ttl: .seconds(60))
+        try await backend.set(prefix + "forever", to: [3], ttl: nil)
+        let entries = try await backend.get([prefix + "a", prefix + "missing", prefix + "forever", prefix + "b"])
+        #expect(entries.map { $0?.value } == [[1], nil, [3], [2]])
+        #expect(entries[0]?.ttl.map { $0 > .seconds(50) && $0 <= .seconds(60) } == true)
+        #expect(entries[3]?.ttl.map { $0 > .seconds(50) && $0 <= .seconds(60) } == true)
+        #expect(entries[2]?.ttl == nil)
+        try await backend.clear(prefix: prefix)
+        try await backend.close()
     }
 
     @Test func deleteOfMoreThanOneThousandKeys() async throws {
