@@ -56,7 +56,11 @@ let package = Package(
         .target(name: "CachingSQLite", dependencies: ["Caching", "CSQLite"]),
         .target(
             name: "CachingRedis",
-            dependencies: ["Caching", "CHiredis", .product(name: "Logging", package: "swift-log")]
+            dependencies: [
+                "Caching", "CHiredis",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "DequeModule", package: "swift-collections"),
+            ]
         ),
         .target(name: "CachingMemcached", dependencies: ["Caching", "CLibmemcached"]),
 

@@ -132,9 +132,9 @@ public final class RedisBackend: CacheBackend {
     /// Pipelined round trips made by all connections so far (for tests and diagnostics).
     var roundTrips: Int { connections.reduce(0) { $0 + $1.roundTrips.load(ordering: .relaxed) } }
 
-    func send(_ commands: RedisCommands) async throws -> RedisValue {
+    func send(_ commands: RedisCommands, decoding: RedisDecoding = .values) async throws -> RedisValue {
         if closed.load(ordering: .relaxed) { throw CacheError.closed(name) }
-        return try await connection().send(commands)
+        return try await connection().send(commands, decoding: decoding)
     }
 
     // MARK: CacheBackend
@@ -142,8 +142,8 @@ public final class RedisBackend: CacheBackend {
     /// The bytes and remaining TTL at `key` (`GET` and `PTTL` in one round trip), or `nil`.
     public func get(_ key: String) async throws -> CacheEntry? {
         try Self.validate(key)
-        var commands = RedisCommands("GET") { $0.argument(key) }
-        commands.command("PTTL") { $0.argument(key) }
+        var commands = RedisCommands("GET", arguments: 1) { $0.argument(key) }
+        commands.command("PTTL", arguments: 1) { $0.argument(key) }
         let reply = try await send(commands)
         guard case .array(let replies) = reply, replies.count == 2 else { throw Self.unexpected(reply, "GET") }
         return try Self.entry(value: replies[0], pttl: replies[1], command: "GET", key: key)
@@ -162,7 +162,7 @@ public final class RedisBackend: CacheBackend {
     @discardableResult
     public func delete(_ key: String) async throws -> Bool {
         try Self.validate(key)
-        return try await Self.integer(send(RedisCommands("UNLINK") { $0.argument(key) }), "UNLINK", key: key) > 0
+        return try await Self.integer(send(RedisCommands("UNLINK", arguments: 1) { $0.argument(key) }), "UNLINK", key: key) > 0
     }
 
     /// Removes every key that starts with `prefix`: `SCAN` with `MATCH <escaped prefix>*`,
@@ -177,9 +177,9 @@ public final class RedisBackend: CacheBackend {
         repeat {
             var commands = RedisCommands()
             if !toUnlink.isEmpty {
-                commands.command("UNLINK") { for key in toUnlink { $0.argument(key) } }
+                commands.command("UNLINK", arguments: toUnlink.count) { for key in toUnlink { $0.argument(key) } }
             }
-            commands.command("SCAN") {
+            commands.command("SCAN", arguments: 5) {
                 $0.argument(cursor)
                 $0.argument("MATCH")
                 $0.argument(pattern)
@@ -201,7 +201,7 @@ public final class RedisBackend: CacheBackend {
             toUnlink = keys.compactMap { if case .bulk(let key) = $0 { return key } else { return nil } }
         } while cursor != Array("0".utf8)
         if !toUnlink.isEmpty {
-            let reply = try await send(RedisCommands("UNLINK") { for key in toUnlink { $0.argument(key) } })
+            let reply = try await send(RedisCommands("UNLINK", arguments: toUnlink.count) { for key in toUnlink { $0.argument(key) } })
             _ = try Self.integer(reply, "UNLINK", key: nil)
         }
     }
@@ -219,7 +219,7 @@ public final class RedisBackend: CacheBackend {
     /// Whether `key` exists (`EXISTS`).
     public func exists(_ key: String) async throws -> Bool {
         try Self.validate(key)
-        return try await Self.integer(send(RedisCommands("EXISTS") { $0.argument(key) }), "EXISTS", key: key) > 0
+        return try await Self.integer(send(RedisCommands("EXISTS", arguments: 1) { $0.argument(key) }), "EXISTS", key: key) > 0
     }
 
     /// The entries for `keys`, in order, with one `MGET`.
@@ -231,24 +231,16 @@ public final class RedisBackend: CacheBackend {
     public func get(_ keys: [String]) async throws -> [CacheEntry?] {
         if keys.isEmpty { return [] }
         for key in keys { try Self.validate(key) }
-        var commands = RedisCommands("MGET") { for key in keys { $0.argument(key) } }
+        var commands = RedisCommands("MGET", arguments: keys.count) { for key in keys { $0.argument(key) } }
         guard configuration.batchGetReadsTTL else {
-            let reply = try await send(commands)
-            guard case .array(let values) = reply, values.count == keys.count else {
+            // Decoded into entries by the connection's thread, straight from hiredis's reply.
+            let reply = try await send(commands, decoding: .entries)
+            guard case .entries(let entries) = reply, entries.count == keys.count else {
                 throw Self.failure(reply, "MGET") ?? Self.unexpected(reply, "MGET")
-            }
-            var entries: [CacheEntry?] = []
-            entries.reserveCapacity(keys.count)
-            for value in values {
-                switch value {
-                case .bulk(let bytes): entries.append(CacheEntry(value: bytes, ttl: nil))
-                case .null: entries.append(nil)
-                default: throw Self.failure(value, "MGET") ?? Self.unexpected(value, "MGET")
-                }
             }
             return entries
         }
-        for key in keys { commands.command("PTTL") { $0.argument(key) } }
+        for key in keys { commands.command("PTTL", arguments: 1) { $0.argument(key) } }
         let reply = try await send(commands)
         guard case .array(let replies) = reply, replies.count == keys.count + 1 else { throw Self.unexpected(reply, "MGET") }
         guard case .array(let values) = replies[0], values.count == keys.count else {
@@ -288,7 +280,7 @@ public final class RedisBackend: CacheBackend {
         var start = 0
         while start < keys.count {
             let end = min(start + 1000, keys.count)
-            commands.command("UNLINK") { for key in keys[start..<end] { $0.argument(key) } }
+            commands.command("UNLINK", arguments: end - start) { for key in keys[start..<end] { $0.argument(key) } }
             start = end
         }
         let reply = try await send(commands)
@@ -324,7 +316,7 @@ public final class RedisBackend: CacheBackend {
         try CacheTTL.validate(ttl)
         var commands = RedisCommands()
         if let ttl {
-            commands.command("SET") {
+            commands.command("SET", arguments: 5) {
                 $0.argument(key)
                 $0.argument("0")
                 $0.argument("NX")
@@ -332,7 +324,7 @@ public final class RedisBackend: CacheBackend {
                 $0.argument(Self.milliseconds(ttl))
             }
         }
-        commands.command("INCRBY") {
+        commands.command("INCRBY", arguments: 2) {
             $0.argument(key)
             $0.argument(delta)
         }
@@ -360,15 +352,15 @@ public final class RedisBackend: CacheBackend {
         try Self.validate(key)
         try CacheTTL.validate(ttl)
         if let ttl {
-            let reply = try await send(RedisCommands("PEXPIRE") {
+            let reply = try await send(RedisCommands("PEXPIRE", arguments: 2) {
                 $0.argument(key)
                 $0.argument(Self.milliseconds(ttl))
             })
             return try Self.integer(reply, "PEXPIRE", key: key) > 0
         }
         // PERSIST answers 0 both for a missing key and for one without a TTL: ask EXISTS too.
-        var commands = RedisCommands("PERSIST") { $0.argument(key) }
-        commands.command("EXISTS") { $0.argument(key) }
+        var commands = RedisCommands("PERSIST", arguments: 1) { $0.argument(key) }
+        commands.command("EXISTS", arguments: 1) { $0.argument(key) }
         let reply = try await send(commands)
         guard case .array(let replies) = reply, replies.count == 2 else { throw Self.unexpected(reply, "PERSIST") }
         _ = try Self.integer(replies[0], "PERSIST", key: key)
@@ -417,7 +409,7 @@ extension RedisBackend {
     static func appendSet(
         _ commands: inout RedisCommands, _ key: String, _ value: [UInt8], ttl: Duration?, onlyIfAbsent: Bool = false
     ) {
-        commands.command("SET") {
+        commands.command("SET", arguments: 2 + (onlyIfAbsent ? 1 : 0) + (ttl == nil ? 0 : 2)) {
             $0.argument(key)
             $0.argument(value)
             if onlyIfAbsent { $0.argument("NX") }

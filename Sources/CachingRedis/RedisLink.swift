@@ -11,8 +11,8 @@ import Darwin
 #endif
 
 /// The hiredis context of one ``RedisConnection`` and everything only its thread touches:
-/// connecting and the handshake, pipelined batches, failure handling and the reconnection
-/// backoff. Never shared between threads, so it is not `Sendable`.
+/// connecting and the handshake, reading and parsing replies, failure handling and the
+/// reconnection backoff. Never shared between threads, so it is not `Sendable`.
 final class RedisLink {
     private unowned let connection: RedisConnection
     private let configuration: RedisConfiguration
@@ -23,36 +23,39 @@ final class RedisLink {
     private(set) var nextAttempt: UInt64? = 0
     /// Why the connection is down, for commands that arrive before the next attempt.
     private var lastError: CacheError?
-    /// Scratch space for `redisAppendCommandArgv`.
-    private var argv: UnsafeMutablePointer<UnsafePointer<CChar>?>
-    private var argvLengths: UnsafeMutablePointer<Int>
-    private var argvCapacity = 16
-    private var taken: [RedisRequest] = []
-    /// When the last batch finished (monotonic nanoseconds).
-    private var lastUsed: UInt64 = 0
-    /// How long a connection may sit idle before ``execute(_:)`` checks that it is still open.
-    private static let idleCheckNanoseconds: UInt64 = 50_000_000
+    /// Where `recv` puts bytes before they are fed to the hiredis reader.
+    private let readBuffer: UnsafeMutableRawPointer
+    private static let readBufferSize = 64 * 1024
+    let commandTimeoutNanoseconds: UInt64
     private let commandTimeout: Int64
     private let connectTimeout: Int64
+    /// How long `poll` waits when nothing is in flight: a request written by a caller while the
+    /// thread sleeps is checked against the command timeout at most this late.
+    private let idleTickMilliseconds: Int32
 
     init(connection: RedisConnection) {
         self.connection = connection
         self.configuration = connection.configuration
-        argv = .allocate(capacity: argvCapacity)
-        argvLengths = .allocate(capacity: argvCapacity)
+        readBuffer = .allocate(byteCount: Self.readBufferSize, alignment: 16)
         commandTimeout = CacheTTL.milliseconds(configuration.commandTimeout)
+        commandTimeoutNanoseconds = Monotonic.nanoseconds(configuration.commandTimeout)
         connectTimeout = CacheTTL.milliseconds(configuration.connectTimeout)
+        idleTickMilliseconds = Int32(clamping: max(10, min(commandTimeout / 4, 1000)))
     }
 
     deinit {
         disconnect()
-        argv.deallocate()
-        argvLengths.deallocate()
+        readBuffer.deallocate()
     }
 
     private var logger: Logger { connection.logger }
 
     private var server: String { "Redis at \(configuration.endpoint)" }
+
+    var isConnected: Bool { context != nil }
+
+    /// The connected socket, or -1.
+    var socket: Int32 { context?.pointee.fd ?? -1 }
 
     /// True when there is no connection and the backoff has elapsed.
     func reconnectDue() -> Bool {
@@ -62,9 +65,9 @@ final class RedisLink {
 
     // MARK: Connecting
 
-    /// Connects and runs the handshake (`AUTH`, `SELECT`, or `PING`); on failure schedules the
-    /// next attempt.
-    func connect() {
+    /// Connects and runs the handshake (`AUTH`, `SELECT`, or `PING`) with blocking hiredis
+    /// calls; on failure schedules the next attempt and returns false.
+    func connect() -> Bool {
         let fresh: UnsafeMutablePointer<redisContext>?
         switch configuration.endpoint {
         case .tcp(let host, let port):
@@ -74,7 +77,7 @@ final class RedisLink {
         }
         guard let fresh else {
             attemptFailed(CacheError(.connectionFailed, "cannot allocate a hiredis context for \(server)"))
-            return
+            return false
         }
         if fresh.pointee.err != 0 {
             let reason = String(cString: chiredis_errstr(fresh))
@@ -85,43 +88,38 @@ final class RedisLink {
                     "cannot connect to \(server): \(reason); check that the server is running and the URL is right"
                 )
             )
-            return
+            return false
         }
         _ = chiredis_set_timeout_ms(fresh, commandTimeout)
+        chiredis_set_reader_max_idle_buffer(fresh, 256 * 1024)
         if case .tcp = configuration.endpoint { _ = redisEnableKeepAlive(fresh) }
+        #if canImport(Darwin)
+        var one: Int32 = 1
+        _ = setsockopt(fresh.pointee.fd, SOL_SOCKET, SO_NOSIGPIPE, &one, socklen_t(MemoryLayout<Int32>.size))
+        #endif
+        context = fresh
 
-        var handshake = RedisCommands()
-        var names: [String] = []
+        var handshake: [(name: String, arguments: [String])] = []
         if let password = configuration.password {
-            handshake.command("AUTH") {
-                if let username = configuration.username { $0.argument(username) }
-                $0.argument(password)
-            }
-            names.append("AUTH")
+            handshake.append(("AUTH", configuration.username.map { ["AUTH", $0, password] } ?? ["AUTH", password]))
         }
         if configuration.database != 0 {
-            handshake.command("SELECT") { $0.argument(configuration.database) }
-            names.append("SELECT \(configuration.database)")
+            handshake.append(("SELECT \(configuration.database)", ["SELECT", String(configuration.database)]))
         }
-        if handshake.count == 0 {
-            handshake.command("PING")
-            names.append("PING")
-        }
-        context = fresh
-        if !append(handshake) {
-            attemptFailed(ioError(errno: chiredis_errno()))
-            return
-        }
-        for name in names {
-            switch readReply() {
+        if handshake.isEmpty { handshake.append(("PING", ["PING"])) }
+        for step in handshake {
+            switch command(step.arguments) {
             case .failure(let error):
                 attemptFailed(error)
-                return
+                return false
             case .success(.error(let message)):
                 attemptFailed(
-                    CacheError(.serverError, "\(server) refused \(name) while connecting: \(message); check the credentials and database in the configuration")
+                    CacheError(
+                        .serverError,
+                        "\(server) refused \(step.name) while connecting: \(message); check the credentials and database in the configuration"
+                    )
                 )
-                return
+                return false
             case .success:
                 continue
             }
@@ -133,14 +131,43 @@ final class RedisLink {
             )
         }
         failures = 0
-        lastUsed = Monotonic.now()
         nextAttempt = nil
         lastError = nil
-        connection.connected.store(true, ordering: .relaxed)
+        return true
+    }
+
+    /// One blocking command with `redisCommandArgv` (binary-safe lengths), for the handshake.
+    private func command(_ arguments: [String]) -> Result<RedisValue, CacheError> {
+        guard let context else { return .failure(notConnectedError()) }
+        var bytes: [UInt8] = []
+        var lengths: [Int] = []
+        for argument in arguments {
+            bytes.append(contentsOf: argument.utf8)
+            lengths.append(argument.utf8.count)
+        }
+        bytes.append(0)  // never empty, so the buffer has an address
+        chiredis_clear_errno()
+        let raw: UnsafeMutableRawPointer? = bytes.withUnsafeBufferPointer { buffer in
+            guard let base = UnsafeRawPointer(buffer.baseAddress) else { return nil }
+            var pointers: [UnsafePointer<CChar>?] = []
+            var offset = 0
+            for length in lengths {
+                pointers.append((base + offset).assumingMemoryBound(to: CChar.self))
+                offset += length
+            }
+            return pointers.withUnsafeMutableBufferPointer { argv in
+                lengths.withUnsafeBufferPointer { argvLengths in
+                    redisCommandArgv(context, Int32(arguments.count), argv.baseAddress, argvLengths.baseAddress)
+                }
+            }
+        }
+        guard let raw else { return .failure(ioError(errno: chiredis_errno())) }
+        defer { freeReplyObject(raw) }
+        return .success(RedisValue(reply: raw.assumingMemoryBound(to: redisReply.self)))
     }
 
     private func attemptFailed(_ error: CacheError) {
-        if context != nil { dropContext() }
+        dropContext()
         failures += 1
         lastError = error
         let delay = backoff(failures: failures)
@@ -169,7 +196,7 @@ final class RedisLink {
     }
 
     /// The connection failed while in use: forget it and reconnect at once (then back off).
-    private func connectionLost(_ error: CacheError) {
+    func connectionLost(_ error: CacheError) {
         dropContext()
         lastError = error
         nextAttempt = Monotonic.now()
@@ -185,7 +212,6 @@ final class RedisLink {
     private func dropContext() {
         if let context { redisFree(context) }
         context = nil
-        connection.connected.store(false, ordering: .relaxed)
     }
 
     /// Closes the connection for good.
@@ -194,87 +220,72 @@ final class RedisLink {
         nextAttempt = nil
     }
 
-    // MARK: Batches
+    // MARK: Waiting and reading
 
-    /// Sends every request of `batch` in one pipelined write, then reads the replies in order
-    /// and resumes each caller as soon as its replies are complete.
-    func execute(_ batch: [RedisRequest]) {
-        taken.removeAll(keepingCapacity: true)
-        for request in batch {
-            if request.take() {
-                taken.append(request)
-            } else {
-                connection.pending.subtract(1, ordering: .relaxed)  // cancelled while queued
+    /// Milliseconds `poll` may wait: until the oldest request's deadline, or an idle tick; 0
+    /// when the deadline has passed.
+    func pollTimeout(oldestSentAt: UInt64?) -> Int32 {
+        guard let oldestSentAt else { return idleTickMilliseconds }
+        let deadline = oldestSentAt &+ commandTimeoutNanoseconds
+        let now = Monotonic.now()
+        guard deadline > now else { return 0 }
+        return Int32(clamping: (deadline - now + 999_999) / 1_000_000)
+    }
+
+    /// Waits for the socket (readable, or writable when `wantsWrite`) or the wake-up pipe.
+    func poll(wakeFD: Int32, wantsWrite: Bool, timeoutMilliseconds: Int32) -> (readable: Bool, wake: Bool) {
+        var descriptors = [
+            pollfd(fd: socket, events: Int16(POLLIN) | (wantsWrite ? Int16(POLLOUT) : 0), revents: 0),
+            pollfd(fd: wakeFD, events: Int16(POLLIN), revents: 0),
+        ]
+        let ready = descriptors.withUnsafeMutableBufferPointer { pointer in
+            pollDescriptors(pointer.baseAddress, 2, timeoutMilliseconds)
+        }
+        guard ready > 0 else { return (false, false) }
+        let socketEvents = descriptors[0].revents
+        let readable = socketEvents & (Int16(POLLIN) | Int16(POLLHUP) | Int16(POLLERR)) != 0
+        return (readable, descriptors[1].revents != 0)
+    }
+
+    /// Reads what the socket has, feeds the hiredis reader, and hands every complete reply to
+    /// `deliver`. Returns the error that ends the connection, if any.
+    func readReplies(deliver: (UnsafePointer<redisReply>) -> Bool) -> CacheError? {
+        guard let context else { return notConnectedError() }
+        let fd = context.pointee.fd
+        while true {
+            let received = receive(fd, readBuffer, Self.readBufferSize)
+            if received == 0 {
+                return CacheError(.connectionFailed, "\(server) closed the connection; it will be reopened")
             }
-        }
-        guard !taken.isEmpty else { return }
-        // A connection that sat idle may have been closed by the server (a restart, an idle
-        // timeout): check before sending, and reconnect rather than fail the batch.
-        if context != nil, Monotonic.now() &- lastUsed > Self.idleCheckNanoseconds, !peerIsOpen() {
-            dropContext()
-            connect()
-        }
-        guard context != nil else {
-            failTaken(from: 0, with: notConnectedError())
-            return
-        }
-        connection.roundTrips.add(1, ordering: .relaxed)
-        defer { lastUsed = Monotonic.now() }
-        for request in taken where !append(request.commands) {
-            let error = ioError(errno: chiredis_errno())
-            failTaken(from: 0, with: error)
-            connectionLost(error)
-            return
-        }
-        for index in taken.indices {
-            let request = taken[index]
-            let count = request.commands.count
-            var result: Result<RedisValue, CacheError>
-            if count == 1 {
-                result = readReply()
-            } else {
-                var replies: [RedisValue] = []
-                replies.reserveCapacity(count)
-                result = .success(.null)
-                for _ in 0..<count {
-                    switch readReply() {
-                    case .success(let value): replies.append(value)
-                    case .failure(let error): result = .failure(error)
-                    }
-                    if case .failure = result { break }
+            if received < 0 {
+                let code = chiredis_errno()
+                if code == EINTR { continue }
+                if chiredis_errno_is_timeout(code) != 0 { return nil }  // nothing more for now
+                return socketError(writing: false, errno: code)
+            }
+            if redisReaderFeed(context.pointee.reader, readBuffer.assumingMemoryBound(to: CChar.self), received) != REDIS_OK {
+                return CacheError(.internalError, "hiredis could not buffer a reply from \(server)")
+            }
+            while true {
+                var raw: UnsafeMutableRawPointer?
+                if redisReaderGetReply(context.pointee.reader, &raw) != REDIS_OK {
+                    return CacheError(.connectionFailed, "\(server) sent a reply hiredis cannot parse (protocol error); the connection is reset")
                 }
-                if case .success = result { result = .success(.array(replies)) }
+                guard let raw else { break }
+                let delivered = deliver(raw.assumingMemoryBound(to: redisReply.self))
+                freeReplyObject(raw)
+                if !delivered {
+                    return CacheError(.connectionFailed, "\(server) sent a reply nobody asked for (protocol error); the connection is reset")
+                }
             }
-            if case .failure(let error) = result {
-                failTaken(from: index, with: error)
-                connectionLost(error)
-                return
-            }
-            connection.pending.subtract(1, ordering: .relaxed)
-            request.finish(result)
+            if received < Self.readBufferSize { return nil }  // the socket is drained
         }
-        taken.removeAll(keepingCapacity: true)
     }
 
-    /// False when the server has closed the socket (a zero-byte or failed non-blocking peek).
-    private func peerIsOpen() -> Bool {
-        guard let context else { return false }
-        var byte: UInt8 = 0
-        let received = recv(context.pointee.fd, &byte, 1, Int32(MSG_PEEK | MSG_DONTWAIT))
-        if received > 0 { return true }
-        if received == 0 { return false }
-        return chiredis_errno_is_timeout(chiredis_errno()) != 0
-    }
+    // MARK: Errors
 
-    private func failTaken(from start: Int, with error: CacheError) {
-        for request in taken[start...] {
-            connection.pending.subtract(1, ordering: .relaxed)
-            request.finish(.failure(error))
-        }
-        taken.removeAll(keepingCapacity: true)
-    }
-
-    private func notConnectedError() -> CacheError {
+    /// The error for commands that arrive while there is no connection.
+    func notConnectedError() -> CacheError {
         let reason = lastError ?? CacheError(.connectionFailed, "not connected to \(server)")
         var retry = ""
         if let nextAttempt {
@@ -285,68 +296,63 @@ final class RedisLink {
         return CacheError(reason.code, "not connected: \(reason.message)\(retry)")
     }
 
-    /// Appends every command to the output buffer; false on failure (out of memory).
-    private func append(_ commands: RedisCommands) -> Bool {
-        guard let context else { return false }
-        let lengths = commands.lengths
-        return commands.bytes.withUnsafeBufferPointer { bytes -> Bool in
-            // Any non-null pointer will do when every argument is empty: hiredis copies zero bytes.
-            let base = UnsafeRawPointer(bytes.baseAddress) ?? UnsafeRawPointer(argvLengths)
-            var offset = 0
-            var argument = 0
-            for argc in commands.argumentCounts {
-                reserveArgv(argc)
-                for slot in 0..<argc {
-                    let length = lengths[argument]
-                    argv[slot] = (base + offset).assumingMemoryBound(to: CChar.self)
-                    argvLengths[slot] = length
-                    offset += length
-                    argument += 1
-                }
-                if redisAppendCommandArgv(context, Int32(argc), argv, argvLengths) != REDIS_OK { return false }
-            }
-            return true
-        }
+    /// A request waited longer than the command timeout.
+    func timeoutError() -> CacheError {
+        CacheError(
+            .timeout,
+            "\(server) did not answer within the command timeout (\(configuration.commandTimeout)); the connection is reset, and commands that were sent may or may not have run"
+        )
     }
 
-    private func reserveArgv(_ count: Int) {
-        guard count > argvCapacity else { return }
-        argv.deallocate()
-        argvLengths.deallocate()
-        argvCapacity = max(count, argvCapacity * 2)
-        argv = .allocate(capacity: argvCapacity)
-        argvLengths = .allocate(capacity: argvCapacity)
+    /// A failed `send` or `recv`.
+    func socketError(writing: Bool, errno code: Int32 = chiredis_errno()) -> CacheError {
+        let reason = String(cString: strerror(code))
+        return CacheError(
+            .connectionFailed,
+            "lost the connection to \(server) while \(writing ? "writing" : "reading"): \(reason); it will be reopened"
+        )
     }
 
-    /// Flushes the output buffer if needed and reads one reply.
-    private func readReply() -> Result<RedisValue, CacheError> {
-        guard let context else { return .failure(notConnectedError()) }
-        var raw: UnsafeMutableRawPointer?
-        chiredis_clear_errno()
-        guard redisGetReply(context, &raw) == REDIS_OK, let raw else {
-            return .failure(ioError(errno: chiredis_errno()))
-        }
-        defer { freeReplyObject(raw) }
-        return .success(RedisValue(reply: raw.assumingMemoryBound(to: redisReply.self)))
-    }
-
-    /// The error for a failed read or write, from the context's error and `errno`.
-    private func ioError(errno: Int32) -> CacheError {
+    /// The error for a failed blocking hiredis call (the handshake), from the context and `errno`.
+    private func ioError(errno code: Int32) -> CacheError {
         guard let context else { return notConnectedError() }
         let kind = context.pointee.err
         let reason = String(cString: chiredis_errstr(context))
-        if kind == REDIS_ERR_IO && chiredis_errno_is_timeout(errno) != 0 {
-            return CacheError(
-                .timeout,
-                "\(server) did not answer within the command timeout (\(configuration.commandTimeout)); the connection is reset, and commands that were sent may or may not have run"
-            )
+        if kind == REDIS_ERR_IO && chiredis_errno_is_timeout(code) != 0 {
+            return timeoutError()
         }
         if kind == REDIS_ERR_EOF {
-            return CacheError(.connectionFailed, "\(server) closed the connection (\(reason)); it will be reopened")
+            return CacheError(.connectionFailed, "\(server) closed the connection (\(reason))")
         }
         if kind == REDIS_ERR_OOM {
             return CacheError(.internalError, "hiredis ran out of memory talking to \(server)")
         }
-        return CacheError(.connectionFailed, "lost the connection to \(server): \(reason); it will be reopened")
+        return CacheError(.connectionFailed, "lost the connection to \(server): \(reason)")
     }
+}
+
+// The C calls whose names the types above shadow (`poll`, `send`, `close`).
+
+/// `recv(2)` without blocking.
+func receive(_ fd: Int32, _ buffer: UnsafeMutableRawPointer, _ count: Int) -> Int {
+    recv(fd, buffer, count, Int32(MSG_DONTWAIT))
+}
+
+/// `send(2)` without blocking and without `SIGPIPE` (Darwin sockets get `SO_NOSIGPIPE` instead).
+func sendNonBlocking(_ fd: Int32, _ buffer: UnsafeRawPointer, _ count: Int) -> Int {
+    #if canImport(Darwin)
+    return send(fd, buffer, count, Int32(MSG_DONTWAIT))
+    #else
+    return send(fd, buffer, count, Int32(MSG_DONTWAIT | MSG_NOSIGNAL))
+    #endif
+}
+
+/// `poll(2)`.
+func pollDescriptors(_ descriptors: UnsafeMutablePointer<pollfd>?, _ count: Int, _ timeoutMilliseconds: Int32) -> Int32 {
+    poll(descriptors, nfds_t(count), timeoutMilliseconds)
+}
+
+/// `close(2)`.
+func closeDescriptor(_ fd: Int32) {
+    _ = close(fd)
 }

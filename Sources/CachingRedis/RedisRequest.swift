@@ -11,7 +11,9 @@ import Synchronization
 ///
 /// `@unchecked Sendable`: `continuation` is written once by the caller before the
 /// `created → queued` exchange (release) and read only by the party that wins a later exchange
-/// (acquire), so no two threads touch it without that ordering.
+/// (acquire), so no two threads touch it without that ordering. `sentAt` is written and read
+/// with the connection's mutex held; `replies` only by the connection's thread, after the
+/// request was taken.
 final class RedisRequest: @unchecked Sendable {
     private static let created = 0
     private static let queued = 1
@@ -19,11 +21,18 @@ final class RedisRequest: @unchecked Sendable {
     private static let finished = 3
 
     let commands: RedisCommands
+    /// How the replies are decoded.
+    let decoding: RedisDecoding
+    /// When the request was written (monotonic nanoseconds), for the command timeout.
+    var sentAt: UInt64 = 0
+    /// The replies received so far, when the request has several commands.
+    var replies: [RedisValue] = []
     private var continuation: UnsafeContinuation<RedisValue, any Error>?
     private let state = Atomic<Int>(RedisRequest.created)
 
-    init(_ commands: RedisCommands) {
+    init(_ commands: RedisCommands, decoding: RedisDecoding = .values) {
         self.commands = commands
+        self.decoding = decoding
     }
 
     /// Stores the continuation and marks the request queued; false if the caller was cancelled

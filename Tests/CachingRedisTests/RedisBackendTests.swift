@@ -239,7 +239,7 @@ struct RedisBackendTests {
     @Test func errorRepliesCarryTheServerMessage() async throws {
         try await withBackend { backend, prefix in
             let key = prefix + "list"
-            let pushed = try await backend.send(RedisCommands("LPUSH") {
+            let pushed = try await backend.send(RedisCommands("LPUSH", arguments: 2) {
                 $0.argument(key)
                 $0.argument("item")
             })
