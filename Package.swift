@@ -61,7 +61,14 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
-        .target(name: "CachingRedis", dependencies: ["Caching", "CHiredis"]),
+        .target(
+            name: "CachingRedis",
+            dependencies: [
+                "Caching", "CHiredis",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "DequeModule", package: "swift-collections"),
+            ]
+        ),
         .target(name: "CachingMemcached", dependencies: ["Caching", "CLibmemcached"]),
 
         // MARK: HTTP
