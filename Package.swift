@@ -55,7 +55,10 @@ let package = Package(
         // MARK: Backends
         .target(name: "CachingSQLite", dependencies: ["Caching", "CSQLite"]),
         .target(name: "CachingRedis", dependencies: ["Caching", "CHiredis"]),
-        .target(name: "CachingMemcached", dependencies: ["Caching", "CLibmemcached"]),
+        .target(
+            name: "CachingMemcached",
+            dependencies: ["Caching", "CLibmemcached", .product(name: "Logging", package: "swift-log")]
+        ),
 
         // MARK: HTTP
         .target(
