@@ -116,6 +116,9 @@ public final class MemcachedBackend: CacheBackend {
         configuration.servers[router.server(for: Array(key.utf8))]
     }
 
+    /// Multi-get round trips sent so far, over all servers (for tests and diagnostics).
+    var readRoundTrips: Int { states.reduce(0) { $0 + $1.multiGets.load(ordering: .relaxed) } }
+
     // MARK: Plumbing
 
     private func checkOpen() throws(CacheError) {

@@ -121,77 +121,92 @@ struct TestError: Error, CustomStringConvertible {
 
 /// A memcached process this test starts on a free loopback port and stops by PID.
 ///
-/// `@unchecked Sendable`: the process handle is only used from the test that owns the server,
-/// one call at a time.
+/// Started with `posix_spawn` and reaped with `waitpid`, so no run loop or helper thread is
+/// involved. `@unchecked Sendable`: `stopped` is only touched by the test that owns the server.
 final class PrivateMemcached: @unchecked Sendable {
     let port: Int
-    private let process: Process
+    let pid: pid_t
     private var stopped = false
 
-    var pid: Int32 { process.processIdentifier }
     var address: String { "127.0.0.1:\(port)" }
     var server: MemcachedServer { MemcachedServer(host: "127.0.0.1", port: port) }
 
-    /// Starts `memcached -l 127.0.0.1 -p PORT -U 0` and waits until it accepts connections.
-    init(extraArguments: [String] = []) throws {
+    private init(port: Int, pid: pid_t) {
+        self.port = port
+        self.pid = pid
+    }
+
+    /// Starts `memcached -l 127.0.0.1 -p PORT -U 0` and waits (without blocking a thread)
+    /// until it accepts connections.
+    static func start(extraArguments: [String] = []) async throws -> PrivateMemcached {
         guard let executable = TestEnvironment.memcachedPath else { throw TestError("memcached is not on PATH") }
-        var lastError: (any Error)?
         for _ in 0..<5 {
-            let port = try Self.freePort()
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: executable)
-            var arguments = ["-l", "127.0.0.1", "-p", "\(port)", "-U", "0", "-m", "64", "-I", "2m"]
+            let port = try freePort()
+            var arguments = [executable, "-l", "127.0.0.1", "-p", "\(port)", "-U", "0", "-m", "64", "-I", "2m"]
             if geteuid() == 0 { arguments += ["-u", "root"] }
-            process.arguments = arguments + extraArguments
-            process.standardOutput = FileHandle.nullDevice
-            process.standardError = FileHandle.nullDevice
-            do {
-                try process.run()
-            } catch {
-                lastError = error
-                continue
-            }
+            let pid = try spawn(arguments + extraArguments)
+            let server = PrivateMemcached(port: port, pid: pid)
             let deadline = ContinuousClock.now + .seconds(5)
-            while ContinuousClock.now < deadline && process.isRunning {
-                if TestEnvironment.canConnect(host: "127.0.0.1", port: port) {
-                    self.port = port
-                    self.process = process
-                    return
-                }
-                usleep(20_000)
+            while ContinuousClock.now < deadline && server.isRunning {
+                if TestEnvironment.canConnect(host: "127.0.0.1", port: port) { return server }
+                try await Task.sleep(for: .milliseconds(10))
             }
-            if process.isRunning {
-                kill(process.processIdentifier, SIGKILL)
-                process.waitUntilExit()
-            }
-            lastError = TestError("memcached on port \(port) did not start")
+            server.stop()
         }
-        throw lastError ?? TestError("memcached did not start")
+        throw TestError("memcached did not start")
+    }
+
+    private static func spawn(_ arguments: [String]) throws -> pid_t {
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
+        var argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) }
+        argv.append(nil)
+        defer { for pointer in argv { free(pointer) } }
+        var pid: pid_t = 0
+        let rc = posix_spawn(&pid, arguments[0], &actions, nil, argv, environ)
+        guard rc == 0 else { throw TestError("posix_spawn(memcached) failed: \(rc)") }
+        return pid
     }
 
     deinit {
         stop()
     }
 
-    /// Stops the process (continuing it first if it was paused) and waits for it.
+    /// Whether the process has not exited (reaps it if it has).
+    var isRunning: Bool {
+        if stopped { return false }
+        var status: Int32 = 0
+        let rc = waitpid(pid, &status, WNOHANG)
+        if rc == pid {
+            stopped = true
+            return false
+        }
+        return rc == 0
+    }
+
+    /// Stops the process (continuing it first if it was paused) and reaps it.
     func stop() {
-        if stopped { return }
+        guard isRunning else { return }
         stopped = true
-        let pid = process.processIdentifier
-        guard process.isRunning else { return }
         kill(pid, SIGCONT)
         kill(pid, SIGTERM)
-        let deadline = ContinuousClock.now + .seconds(3)
-        while process.isRunning && ContinuousClock.now < deadline { usleep(10_000) }
-        if process.isRunning { kill(pid, SIGKILL) }
-        process.waitUntilExit()
+        var status: Int32 = 0
+        for _ in 0..<300 {
+            if waitpid(pid, &status, WNOHANG) == pid { return }
+            usleep(1_000)
+        }
+        kill(pid, SIGKILL)
+        _ = waitpid(pid, &status, 0)
     }
 
     /// Freezes the server (SIGSTOP): connections stay open but nothing answers.
-    func pause() { kill(process.processIdentifier, SIGSTOP) }
+    func pause() { if !stopped { kill(pid, SIGSTOP) } }
 
     /// Lets a paused server run again (SIGCONT).
-    func resume() { kill(process.processIdentifier, SIGCONT) }
+    func resume() { if !stopped { kill(pid, SIGCONT) } }
 
     func stats() throws -> [String: String] { try TestEnvironment.stats(port: port) }
 

@@ -252,6 +252,10 @@ private final class RequestQueue: @unchecked Sendable {
     /// Reports what the last calls said about the server.
     private func report(_ context: ConnectionContext) {
         let handle = context.handle
+        if handle.multiGets > 0 {
+            context.state.multiGets.add(handle.multiGets, ordering: .relaxed)
+            handle.multiGets = 0
+        }
         if let failure = handle.connectionFailure {
             handle.reset()
             context.state.failed(failure)

@@ -53,6 +53,8 @@ final class MemcachedHandle {
     private(set) var connectionFailure: MemcachedStatus?
     /// Set when a call reached the server and got an answer.
     private(set) var answered = false
+    /// Multi-gets sent since the connection last collected the count.
+    var multiGets = 0
 
     init(server: MemcachedServer, configuration: MemcachedBackend.Configuration) throws(CacheError) {
         self.server = server
@@ -156,6 +158,7 @@ final class MemcachedHandle {
             lengths[index] = key.count
             offset += key.count
         }
+        multiGets += 1
         let rc = memcached_mget(memc, pointers, lengths, keys.count)
         guard rc == MEMCACHED_SUCCESS else { throw status(rc) }
         var items: [[UInt8]: MemcachedItem] = [:]

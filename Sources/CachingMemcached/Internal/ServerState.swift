@@ -11,6 +11,8 @@ final class ServerState: Sendable {
     private let logger: Logger
     private let health = Mutex(Health())
     private let generations = Mutex([[UInt8]: Generation]())
+    /// Multi-gets sent to this server (each one round trip), for tests and diagnostics.
+    let multiGets = Atomic<Int>(0)
 
     /// Past this many remembered generations the cache starts over (they are re-read on use).
     static let maxRememberedGenerations = 50_000
