@@ -68,6 +68,14 @@ extension MemcachedBackend {
         /// multi-get. On by default; turn off only to measure what it brings.
         public var coalescesReads: Bool = true
 
+        /// How long a connection thread keeps polling (yielding its core) for the next request
+        /// before it sleeps, 50 µs by default.
+        ///
+        /// A task that sends requests one after another then finds the thread awake, which
+        /// saves a thread wake-up per request; an idle connection costs at most this much CPU
+        /// after each burst. `.zero` makes threads sleep at once.
+        public var idleSpin: Duration = .microseconds(50)
+
         /// Creates a configuration for `servers` with the default settings.
         /// - Parameter servers: the memcached servers, at least one.
         public init(servers: [MemcachedServer]) {
@@ -111,6 +119,7 @@ extension MemcachedBackend {
                 throw bad("namespaceDelimiter is byte \(namespaceDelimiter); use a printable ASCII character such as ':'")
             }
             if !(0...32).contains(maxNamespaceDepth) { throw bad("maxNamespaceDepth is \(maxNamespaceDepth); use 0...32") }
+            if idleSpin < .zero || idleSpin > .milliseconds(10) { throw bad("idleSpin is \(idleSpin); use 0...10 ms") }
             if generationCacheTTL < .zero || generationCacheTTL > .seconds(60) {
                 throw bad("generationCacheTTL is \(generationCacheTTL); use 0...60 seconds")
             }

@@ -50,7 +50,7 @@ final class ConnectionContext {
     /// Where a key's value lives now, and what is there.
     struct Resolved {
         /// The physical key, or `nil` when a namespace generation is missing (so no value can exist).
-        var dataKey: [UInt8]?
+        var dataKey: MemcachedKey?
         /// The item found there, if any (possibly past its recorded expiry).
         var item: MemcachedItem?
     }
@@ -63,76 +63,111 @@ final class ConnectionContext {
     ///   are about to write); otherwise a missing counter means the key holds nothing.
     func resolve(_ plans: [KeyPlan], createGenerations: Bool, for what: String) throws(CacheError) -> [Resolved] {
         let keyName = plans.count == 1 ? plans[0].name : nil
-        var generationIndex: [[UInt8]: Int] = [:]
-        var generationKeys: [[UInt8]] = []
+        // The distinct generation counters, and for each plan the positions of its own.
+        var generationKeys: [MemcachedKey] = []
+        var generationPositions: [[Int]] = []
+        generationPositions.reserveCapacity(plans.count)
+        var generationIndex: [MemcachedKey: Int] = [:]
         for plan in plans {
-            for key in plan.generationKeys where generationIndex[key] == nil {
-                generationIndex[key] = generationKeys.count
-                generationKeys.append(key)
+            var positions: [Int] = []
+            positions.reserveCapacity(plan.generationKeys.count)
+            for key in plan.generationKeys {
+                if let position = generationIndex[key] {
+                    positions.append(position)
+                } else {
+                    generationIndex[key] = generationKeys.count
+                    positions.append(generationKeys.count)
+                    generationKeys.append(key)
+                }
             }
+            generationPositions.append(positions)
         }
         let remembered = state.generations(generationKeys)
 
         // Guess each physical key from the remembered generations, and check them in the same read.
-        let guesses: [[UInt8]?] = plans.map { plan in
-            if plan.generationKeys.isEmpty { return MemcachedKeySpace.dataKey(keyPart: plan.keyPart, token: nil) }
+        var guesses: [MemcachedKey?] = []
+        guesses.reserveCapacity(plans.count)
+        for (plan, positions) in zip(plans, generationPositions) {
+            if positions.isEmpty {
+                guesses.append(MemcachedKeySpace.dataKey(keyPart: plan.keyPart, token: nil))
+                continue
+            }
             var generations: [UInt64] = []
-            generations.reserveCapacity(plan.generationKeys.count)
-            for key in plan.generationKeys {
-                guard let index = generationIndex[key], let value = remembered[index]?.value else { return nil }
+            generations.reserveCapacity(positions.count)
+            for position in positions {
+                guard let value = remembered[position]?.value else { break }
                 generations.append(value)
             }
-            return MemcachedKeySpace.dataKey(keyPart: plan.keyPart, token: MemcachedKeySpace.token(generations))
+            guesses.append(generations.count == positions.count
+                ? MemcachedKeySpace.dataKey(keyPart: plan.keyPart, token: MemcachedKeySpace.token(generations))
+                : nil)
         }
         var request = generationKeys
-        var requested = Set(generationKeys)
-        for case let guess? in guesses where requested.insert(guess).inserted { request.append(guess) }
-        let items = try io(what, key: keyName) { () throws(MemcachedStatus) in try handle.get(request) }
-
-        var fresh: [UInt64?] = generationKeys.map { key in items[key].flatMap { MemcachedKeySpace.parseCounter($0.value) } }
-        if createGenerations {
-            for index in fresh.indices where fresh[index] == nil {
-                fresh[index] = try createGeneration(generationKeys[index], overwrite: items[generationKeys[index]] != nil)
+        var requestIndex: [MemcachedKey: Int] = [:]
+        var guessPositions = [Int](repeating: -1, count: plans.count)
+        for (index, guess) in guesses.enumerated() {
+            guard let guess else { continue }
+            if plans.count == 1 {
+                guessPositions[index] = request.count
+                request.append(guess)
+            } else if let position = requestIndex[guess] {
+                guessPositions[index] = position
+            } else {
+                requestIndex[guess] = request.count
+                guessPositions[index] = request.count
+                request.append(guess)
             }
         }
-        state.remember(zip(generationKeys, fresh).map { ($0, $1) })
+        let items = try io(what, key: keyName) { () throws(MemcachedStatus) in try handle.get(request) }
+
+        var fresh: [UInt64?] = generationKeys.indices.map { items[$0].flatMap { MemcachedKeySpace.parseCounter($0.value) } }
+        if createGenerations {
+            for index in fresh.indices where fresh[index] == nil {
+                fresh[index] = try createGeneration(generationKeys[index], overwrite: items[index] != nil)
+            }
+        }
+        if !generationKeys.isEmpty {
+            var changed: [(key: MemcachedKey, value: UInt64?)] = []
+            for (index, key) in generationKeys.enumerated() {
+                changed.append((key, fresh[index]))
+            }
+            state.remember(changed)
+        }
 
         var resolved: [Resolved] = []
         resolved.reserveCapacity(plans.count)
         var secondRound: [Int] = []
         for (index, plan) in plans.enumerated() {
+            let positions = generationPositions[index]
             var generations: [UInt64] = []
-            var complete = true
-            for key in plan.generationKeys {
-                guard let position = generationIndex[key], let value = fresh[position] else {
-                    complete = false
-                    break
-                }
+            generations.reserveCapacity(positions.count)
+            for position in positions {
+                guard let value = fresh[position] else { break }
                 generations.append(value)
             }
-            guard complete else {
+            guard generations.count == positions.count else {
                 resolved.append(Resolved(dataKey: nil, item: nil))
                 continue
             }
-            let dataKey = plan.generationKeys.isEmpty
-                ? guesses[index] ?? MemcachedKeySpace.dataKey(keyPart: plan.keyPart, token: nil)
-                : MemcachedKeySpace.dataKey(keyPart: plan.keyPart, token: MemcachedKeySpace.token(generations))
-            if dataKey == guesses[index] {
-                resolved.append(Resolved(dataKey: dataKey, item: items[dataKey]))
+            if positions.isEmpty || (guesses[index] != nil && generations.indices.allSatisfy({ generations[$0] == remembered[positions[$0]]?.value })) {
+                resolved.append(Resolved(dataKey: guesses[index], item: items[guessPositions[index]]))
             } else {
-                resolved.append(Resolved(dataKey: dataKey, item: nil))
+                resolved.append(Resolved(dataKey: MemcachedKeySpace.dataKey(keyPart: plan.keyPart, token: MemcachedKeySpace.token(generations)), item: nil))
                 secondRound.append(index)
             }
         }
         if !secondRound.isEmpty {
-            var keys: [[UInt8]] = []
-            var seen = Set<[UInt8]>()
+            var keys: [MemcachedKey] = []
+            var positions: [MemcachedKey: Int] = [:]
             for index in secondRound {
-                if let key = resolved[index].dataKey, seen.insert(key).inserted { keys.append(key) }
+                if let key = resolved[index].dataKey, positions[key] == nil {
+                    positions[key] = keys.count
+                    keys.append(key)
+                }
             }
             let more = try io(what, key: keyName) { () throws(MemcachedStatus) in try handle.get(keys) }
             for index in secondRound {
-                if let key = resolved[index].dataKey { resolved[index].item = more[key] }
+                if let key = resolved[index].dataKey, let position = positions[key] { resolved[index].item = more[position] }
             }
         }
         return resolved
@@ -146,7 +181,7 @@ final class ConnectionContext {
 
     /// Creates the generation counter `key` (or replaces it when it holds something that is not
     /// a counter) and returns its value.
-    private func createGeneration(_ key: [UInt8], overwrite: Bool) throws(CacheError) -> UInt64 {
+    private func createGeneration(_ key: MemcachedKey, overwrite: Bool) throws(CacheError) -> UInt64 {
         if !overwrite {
             do {
                 let initial = Self.randomGeneration()
@@ -167,15 +202,15 @@ final class ConnectionContext {
 
     /// The generations to write `plans` with: remembered ones younger than
     /// `generationCacheTTL`, the others read (and created when missing) in one round trip.
-    func generationsForWrite(_ plans: [KeyPlan], for what: String) throws(CacheError) -> [[UInt8]: UInt64] {
-        var keys: [[UInt8]] = []
-        var seen = Set<[UInt8]>()
+    func generationsForWrite(_ plans: [KeyPlan], for what: String) throws(CacheError) -> [MemcachedKey: UInt64] {
+        var keys: [MemcachedKey] = []
+        var seen = Set<MemcachedKey>()
         for plan in plans {
             for key in plan.generationKeys where seen.insert(key).inserted { keys.append(key) }
         }
         if keys.isEmpty { return [:] }
-        var result: [[UInt8]: UInt64] = [:]
-        var needed: [[UInt8]] = []
+        var result: [MemcachedKey: UInt64] = [:]
+        var needed: [MemcachedKey] = []
         let now = ContinuousClock.now
         for (key, remembered) in zip(keys, state.generations(keys)) {
             if let remembered, let value = remembered.value, now - remembered.readAt < generationCacheTTL {
@@ -186,13 +221,13 @@ final class ConnectionContext {
         }
         if needed.isEmpty { return result }
         let items = try io(what, key: plans.count == 1 ? plans[0].name : nil) { () throws(MemcachedStatus) in try handle.get(needed) }
-        var learned: [(key: [UInt8], value: UInt64?)] = []
-        for key in needed {
+        var learned: [(key: MemcachedKey, value: UInt64?)] = []
+        for (key, item) in zip(needed, items) {
             let value: UInt64
-            if let item = items[key], let parsed = MemcachedKeySpace.parseCounter(item.value) {
+            if let item, let parsed = MemcachedKeySpace.parseCounter(item.value) {
                 value = parsed
             } else {
-                value = try createGeneration(key, overwrite: items[key] != nil)
+                value = try createGeneration(key, overwrite: item != nil)
             }
             result[key] = value
             learned.append((key, value))
@@ -202,7 +237,7 @@ final class ConnectionContext {
     }
 
     /// The physical key of `plan` under `generations`.
-    static func dataKey(_ plan: KeyPlan, _ generations: [[UInt8]: UInt64]) -> [UInt8] {
+    static func dataKey(_ plan: KeyPlan, _ generations: [MemcachedKey: UInt64]) -> MemcachedKey {
         if plan.generationKeys.isEmpty { return MemcachedKeySpace.dataKey(keyPart: plan.keyPart, token: nil) }
         return MemcachedKeySpace.dataKey(keyPart: plan.keyPart, token: MemcachedKeySpace.token(plan.generationKeys.map { generations[$0] ?? 0 }))
     }
@@ -365,7 +400,7 @@ final class ConnectionContext {
     }
 
     /// Bumps the generation of the namespace whose counter is `generationKey`.
-    func bumpGeneration(_ generationKey: [UInt8], prefix: String) throws(CacheError) {
+    func bumpGeneration(_ generationKey: MemcachedKey, prefix: String) throws(CacheError) {
         var value: UInt64?
         do {
             value = try handle.arithmetic(.incrementWithInitial(1, initial: Self.randomGeneration(), exptime: 0), key: generationKey)

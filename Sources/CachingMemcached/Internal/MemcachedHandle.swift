@@ -137,10 +137,11 @@ final class MemcachedHandle {
 
     // MARK: Commands
 
-    /// Reads `keys` in one round trip (binary GETKQ for each, then NOOP).
-    func get(_ keys: [[UInt8]]) throws(MemcachedStatus) -> [[UInt8]: MemcachedItem] {
-        if keys.isEmpty { return [:] }
-        let total = keys.reduce(0) { $0 + $1.count }
+    /// Reads `keys` (no duplicates) in one round trip (binary GETKQ for each, then NOOP);
+    /// the items come back aligned with `keys`, `nil` for misses.
+    func get(_ keys: [MemcachedKey]) throws(MemcachedStatus) -> [MemcachedItem?] {
+        if keys.isEmpty { return [] }
+        let total = keys.reduce(0) { $0 + $1.bytes.count }
         let buffer = UnsafeMutablePointer<CChar>.allocate(capacity: max(total, 1))
         let pointers = UnsafeMutablePointer<UnsafePointer<CChar>?>.allocate(capacity: keys.count)
         let lengths = UnsafeMutablePointer<Int>.allocate(capacity: keys.count)
@@ -151,27 +152,37 @@ final class MemcachedHandle {
         }
         var offset = 0
         for (index, key) in keys.enumerated() {
-            key.withUnsafeBytes { raw in
-                UnsafeMutableRawPointer(buffer + offset).copyMemory(from: raw.baseAddress!, byteCount: raw.count)
+            key.bytes.withUnsafeBytes { raw in
+                if let base = raw.baseAddress { UnsafeMutableRawPointer(buffer + offset).copyMemory(from: base, byteCount: raw.count) }
             }
             pointers[index] = UnsafePointer(buffer + offset)
-            lengths[index] = key.count
-            offset += key.count
+            lengths[index] = key.bytes.count
+            offset += key.bytes.count
         }
         multiGets += 1
         let rc = memcached_mget(memc, pointers, lengths, keys.count)
         guard rc == MEMCACHED_SUCCESS else { throw status(rc) }
-        var items: [[UInt8]: MemcachedItem] = [:]
-        items.reserveCapacity(keys.count)
+        var items = [MemcachedItem?](repeating: nil, count: keys.count)
+        // One server answers in request order, skipping misses: match by walking forward.
+        var cursor = 0
         while true {
             var fetched = MEMCACHED_SUCCESS
             guard let item = memcached_fetch_result(memc, result, &fetched) else {
                 if fetched == MEMCACHED_END || fetched == MEMCACHED_NOTFOUND { break }
                 throw status(fetched)
             }
-            let key = Self.bytes(memcached_result_key_value(item), memcached_result_key_length(item))
+            let keyPointer = memcached_result_key_value(item)
+            let keyLength = memcached_result_key_length(item)
+            var position = cursor
+            while position < keys.count && !keys[position].matches(keyPointer, keyLength) { position += 1 }
+            if position == keys.count {
+                guard let earlier = keys[..<cursor].firstIndex(where: { $0.matches(keyPointer, keyLength) }) else { continue }
+                position = earlier
+            } else {
+                cursor = position + 1
+            }
             let value = Self.bytes(memcached_result_value(item), memcached_result_length(item))
-            items[key] = MemcachedItem(value: value, flags: memcached_result_flags(item), cas: memcached_result_cas(item))
+            items[position] = MemcachedItem(value: value, flags: memcached_result_flags(item), cas: memcached_result_cas(item))
         }
         answered = true
         return items
@@ -189,20 +200,20 @@ final class MemcachedHandle {
 
     /// SET, ADD or CAS. Returns `MEMCACHED_SUCCESS`, or for ADD and CAS the "not stored" codes
     /// (`MEMCACHED_NOTSTORED`, `MEMCACHED_DATA_EXISTS`, `MEMCACHED_NOTFOUND`); throws on others.
-    func store(_ command: Store, key: [UInt8], value: [UInt8], expiry: MemcachedExpiry.Plan) throws(MemcachedStatus) -> memcached_return_t {
-        let rc: memcached_return_t = key.withUnsafeBufferPointer { keyBuffer in
+    func store(_ command: Store, key: MemcachedKey, value: [UInt8], expiry: MemcachedExpiry.Plan) throws(MemcachedStatus) -> memcached_return_t {
+        let rc: memcached_return_t = key.bytes.withUnsafeBufferPointer { keyBuffer in
             value.withUnsafeBufferPointer { valueBuffer in
-                keyBuffer.baseAddress!.withMemoryRebound(to: CChar.self, capacity: key.count) { keyPointer in
+                keyBuffer.baseAddress!.withMemoryRebound(to: CChar.self, capacity: keyBuffer.count) { keyPointer in
                     let empty: StaticString = ""
                     let valuePointer = valueBuffer.baseAddress.map { UnsafeRawPointer($0) } ?? UnsafeRawPointer(empty.utf8Start)
                     let valueChars = valuePointer.assumingMemoryBound(to: CChar.self)
                     switch command {
                     case .set:
-                        return memcached_set(memc, keyPointer, key.count, valueChars, value.count, expiry.exptime, expiry.flags)
+                        return memcached_set(memc, keyPointer, keyBuffer.count, valueChars, value.count, expiry.exptime, expiry.flags)
                     case .add:
-                        return memcached_add(memc, keyPointer, key.count, valueChars, value.count, expiry.exptime, expiry.flags)
+                        return memcached_add(memc, keyPointer, keyBuffer.count, valueChars, value.count, expiry.exptime, expiry.flags)
                     case .cas(let cas):
-                        return memcached_cas(memc, keyPointer, key.count, valueChars, value.count, expiry.exptime, expiry.flags, cas)
+                        return memcached_cas(memc, keyPointer, keyBuffer.count, valueChars, value.count, expiry.exptime, expiry.flags, cas)
                     }
                 }
             }
@@ -221,10 +232,10 @@ final class MemcachedHandle {
     }
 
     /// DELETE; returns whether the key was there.
-    func delete(_ key: [UInt8]) throws(MemcachedStatus) -> Bool {
-        let rc = key.withUnsafeBufferPointer { buffer in
-            buffer.baseAddress!.withMemoryRebound(to: CChar.self, capacity: key.count) {
-                memcached_delete(memc, $0, key.count, 0)
+    func delete(_ key: MemcachedKey) throws(MemcachedStatus) -> Bool {
+        let rc = key.bytes.withUnsafeBufferPointer { buffer in
+            buffer.baseAddress!.withMemoryRebound(to: CChar.self, capacity: buffer.count) {
+                memcached_delete(memc, $0, buffer.count, 0)
             }
         }
         switch rc {
@@ -252,8 +263,9 @@ final class MemcachedHandle {
     /// A value that is not a number makes the server answer with an error that libmemcached
     /// reports as `MEMCACHED_UNKNOWN_READ_FAILURE` (it also closes the connection); that is
     /// thrown with ``MemcachedStatus/isConnectionFailure`` cleared by the caller's check.
-    func arithmetic(_ command: Arithmetic, key: [UInt8]) throws(MemcachedStatus) -> UInt64? {
+    func arithmetic(_ command: Arithmetic, key memcachedKey: MemcachedKey) throws(MemcachedStatus) -> UInt64? {
         var value: UInt64 = 0
+        let key = memcachedKey.bytes
         let rc = key.withUnsafeBufferPointer { buffer in
             buffer.baseAddress!.withMemoryRebound(to: CChar.self, capacity: key.count) { keyPointer in
                 switch command {

@@ -10,7 +10,7 @@ final class ServerState: Sendable {
     private let retryTimeout: Duration
     private let logger: Logger
     private let health = Mutex(Health())
-    private let generations = Mutex([[UInt8]: Generation]())
+    private let generations = Mutex([MemcachedKey: Generation]())
     /// Multi-gets sent to this server (each one round trip), for tests and diagnostics.
     let multiGets = Atomic<Int>(0)
 
@@ -126,12 +126,12 @@ final class ServerState: Sendable {
     }
 
     /// The remembered generation of each of `keys`, in order.
-    func generations(_ keys: [[UInt8]]) -> [Generation?] {
+    func generations(_ keys: [MemcachedKey]) -> [Generation?] {
         generations.withLock { table in keys.map { table[$0] } }
     }
 
     /// Remembers generations just read from, or written to, the server.
-    func remember(_ values: [(key: [UInt8], value: UInt64?)]) {
+    func remember(_ values: [(key: MemcachedKey, value: UInt64?)]) {
         if values.isEmpty { return }
         let now = ContinuousClock.now
         generations.withLock { table in
