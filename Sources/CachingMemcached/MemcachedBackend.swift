@@ -126,15 +126,37 @@ public final class MemcachedBackend: CacheBackend {
     }
 
     private func plan(_ key: String) throws(CacheError) -> KeyPlan {
+        var previous: KeyPlan?
+        return try plan(key, after: &previous)
+    }
+
+    /// Plans `key`; reuses the namespace levels of `previous` when the key has the same ones
+    /// (the usual case in a batch), so a batch builds them once.
+    private func plan(_ key: String, after previous: inout KeyPlan?) throws(CacheError) -> KeyPlan {
         if key.isEmpty { throw CacheError(.invalidKey, "the cache key is empty; pass a non-empty key") }
         let bytes = Array(key.utf8)
-        let server = router.server(for: bytes)
-        return KeyPlan(
-            name: key,
-            server: server,
-            keyPart: MemcachedKeySpace.part(bytes[...]),
-            generationKeys: keySpace.generationKeys(of: bytes)
+        let generationKeys: [MemcachedKey]
+        if let previous, keySpace.sameLevels(bytes, as: previous.bytes) {
+            generationKeys = previous.generationKeys
+        } else {
+            generationKeys = keySpace.generationKeys(of: bytes)
+        }
+        let plan = KeyPlan(
+            bytes: bytes,
+            server: router.server(for: bytes),
+            digest: MemcachedKeySpace.digest(bytes[...]),
+            generationKeys: generationKeys
         )
+        previous = plan
+        return plan
+    }
+
+    private func plans(_ keys: some Sequence<String>) throws(CacheError) -> [KeyPlan] {
+        var previous: KeyPlan?
+        var plans: [KeyPlan] = []
+        plans.reserveCapacity(keys.underestimatedCount)
+        for key in keys { plans.append(try plan(key, after: &previous)) }
+        return plans
     }
 
     /// The least busy connection to `server`; fails at once when the server is marked down.
@@ -162,6 +184,9 @@ public final class MemcachedBackend: CacheBackend {
 
     /// Groups the positions of `plans` by server.
     private static func byServer(_ plans: [KeyPlan]) -> [(server: Int, positions: [Int])] {
+        if let first = plans.first?.server, plans.allSatisfy({ $0.server == first }) {
+            return [(first, Array(plans.indices))]
+        }
         var order: [Int] = []
         var groups: [Int: [Int]] = [:]
         for (position, plan) in plans.enumerated() {
@@ -206,10 +231,10 @@ public final class MemcachedBackend: CacheBackend {
     public func get(_ keys: [String]) async throws -> [CacheEntry?] {
         try checkOpen()
         if keys.isEmpty { return [] }
-        let plans = try keys.map { key throws(CacheError) in try plan(key) }
+        let plans = try plans(keys)
         let groups = Self.byServer(plans)
         let results = await eachServer(groups) { [self] server, positions in
-            try await connection(server).read(positions.map { plans[$0] })
+            try await connection(server).read(groups.count == 1 ? plans : positions.map { plans[$0] })
         }
         var entries = [CacheEntry?](repeating: nil, count: keys.count)
         var firstError: (any Error)?
@@ -250,7 +275,7 @@ public final class MemcachedBackend: CacheBackend {
         try CacheTTL.validate(ttl)
         if items.isEmpty { return }
         for item in items { try checkSize(item.value, key: item.key) }
-        let plans = try items.map { item throws(CacheError) in try plan(item.key) }
+        let plans = try plans(items.lazy.map(\.key))
         let values = items.map(\.value)
         let results = await eachServer(Self.byServer(plans)) { [self] server, positions in
             let work = positions.map { (plan: plans[$0], value: values[$0]) }
@@ -270,7 +295,7 @@ public final class MemcachedBackend: CacheBackend {
     public func delete(_ keys: [String]) async throws -> Int {
         try checkOpen()
         if keys.isEmpty { return 0 }
-        let plans = try keys.map { key throws(CacheError) in try plan(key) }
+        let plans = try plans(keys)
         let results = await eachServer(Self.byServer(plans)) { [self] server, positions in
             let work = positions.map { plans[$0] }
             return try await connection(server).perform { context throws(CacheError) in try context.delete(work) }

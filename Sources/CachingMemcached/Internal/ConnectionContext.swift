@@ -61,14 +61,23 @@ final class ConnectionContext {
     ///
     /// - Parameter createGenerations: create missing generation counters (for operations that
     ///   are about to write); otherwise a missing counter means the key holds nothing.
-    func resolve(_ plans: [KeyPlan], createGenerations: Bool, for what: String) throws(CacheError) -> [Resolved] {
+    /// - Parameter deduplicate: ask for each physical key once (for merged requests, where many
+    ///   tasks often want the same key); a lone request asks for its keys as they are.
+    func resolve(_ plans: [KeyPlan], createGenerations: Bool, deduplicate: Bool = false, for what: String) throws(CacheError) -> [Resolved] {
         let keyName = plans.count == 1 ? plans[0].name : nil
         // The distinct generation counters, and for each plan the positions of its own.
         var generationKeys: [MemcachedKey] = []
         var generationPositions: [[Int]] = []
         generationPositions.reserveCapacity(plans.count)
         var generationIndex: [MemcachedKey: Int] = [:]
+        var previousKeys: [MemcachedKey]?
         for plan in plans {
+            // Keys of one namespace share their levels (and the same array): reuse the positions.
+            if let previousKeys, let last = generationPositions.last, plan.generationKeys == previousKeys {
+                generationPositions.append(last)
+                continue
+            }
+            previousKeys = plan.generationKeys
             var positions: [Int] = []
             positions.reserveCapacity(plan.generationKeys.count)
             for key in plan.generationKeys {
@@ -89,7 +98,7 @@ final class ConnectionContext {
         guesses.reserveCapacity(plans.count)
         for (plan, positions) in zip(plans, generationPositions) {
             if positions.isEmpty {
-                guesses.append(MemcachedKeySpace.dataKey(keyPart: plan.keyPart, token: nil))
+                guesses.append(plan.dataKey(token: nil))
                 continue
             }
             var generations: [UInt64] = []
@@ -99,7 +108,7 @@ final class ConnectionContext {
                 generations.append(value)
             }
             guesses.append(generations.count == positions.count
-                ? MemcachedKeySpace.dataKey(keyPart: plan.keyPart, token: MemcachedKeySpace.token(generations))
+                ? plan.dataKey(token: MemcachedKeySpace.token(generations))
                 : nil)
         }
         var request = generationKeys
@@ -107,7 +116,7 @@ final class ConnectionContext {
         var guessPositions = [Int](repeating: -1, count: plans.count)
         for (index, guess) in guesses.enumerated() {
             guard let guess else { continue }
-            if plans.count == 1 {
+            if !deduplicate {
                 guessPositions[index] = request.count
                 request.append(guess)
             } else if let position = requestIndex[guess] {
@@ -152,7 +161,7 @@ final class ConnectionContext {
             if positions.isEmpty || (guesses[index] != nil && generations.indices.allSatisfy({ generations[$0] == remembered[positions[$0]]?.value })) {
                 resolved.append(Resolved(dataKey: guesses[index], item: items[guessPositions[index]]))
             } else {
-                resolved.append(Resolved(dataKey: MemcachedKeySpace.dataKey(keyPart: plan.keyPart, token: MemcachedKeySpace.token(generations)), item: nil))
+                resolved.append(Resolved(dataKey: plan.dataKey(token: MemcachedKeySpace.token(generations)), item: nil))
                 secondRound.append(index)
             }
         }
@@ -238,15 +247,15 @@ final class ConnectionContext {
 
     /// The physical key of `plan` under `generations`.
     static func dataKey(_ plan: KeyPlan, _ generations: [MemcachedKey: UInt64]) -> MemcachedKey {
-        if plan.generationKeys.isEmpty { return MemcachedKeySpace.dataKey(keyPart: plan.keyPart, token: nil) }
-        return MemcachedKeySpace.dataKey(keyPart: plan.keyPart, token: MemcachedKeySpace.token(plan.generationKeys.map { generations[$0] ?? 0 }))
+        if plan.generationKeys.isEmpty { return plan.dataKey(token: nil) }
+        return plan.dataKey(token: MemcachedKeySpace.token(plan.generationKeys.map { generations[$0] ?? 0 }))
     }
 
     // MARK: Operations
 
     /// The live entries of `plans`, aligned with them.
-    func read(_ plans: [KeyPlan]) throws(CacheError) -> [CacheEntry?] {
-        let resolved = try resolve(plans, createGenerations: false, for: "a read")
+    func read(_ plans: [KeyPlan], deduplicate: Bool = false) throws(CacheError) -> [CacheEntry?] {
+        let resolved = try resolve(plans, createGenerations: false, deduplicate: deduplicate, for: "a read")
         let now = MemcachedExpiry.now()
         return resolved.map { resolved in
             guard let item = resolved.item, let remaining = MemcachedExpiry.remaining(flags: item.flags, now: now) else { return nil }

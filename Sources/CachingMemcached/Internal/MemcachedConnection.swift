@@ -306,7 +306,7 @@ private final class RequestQueue: @unchecked Sendable {
         let plans = live.count == 1 ? live[0].reads ?? [] : live.flatMap { $0.reads ?? [] }
         let result: Result<[CacheEntry?], CacheError>
         do throws(CacheError) {
-            result = .success(try context.read(plans))
+            result = .success(try context.read(plans, deduplicate: live.count > 1))
         } catch {
             result = .failure(error)
         }

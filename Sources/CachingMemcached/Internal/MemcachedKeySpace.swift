@@ -32,14 +32,33 @@ struct MemcachedKey: Hashable, Sendable {
 ///
 /// Built on the calling task, so that the connection threads only assemble bytes.
 struct KeyPlan: Sendable {
-    /// The key as the caller gave it, for error messages.
-    var name: String
+    /// The key's UTF-8 bytes.
+    var bytes: [UInt8]
     /// The index of the server that holds the key.
     var server: Int
-    /// `=` followed by the key when it is safe for memcached, else `#` and its SHA-256 in hex.
-    var keyPart: [UInt8]
+    /// `nil` when the key is safe for memcached as it is, else the hex SHA-256 of its bytes.
+    var digest: [UInt8]?
     /// The generation counter key of each namespace level of the key, outermost first.
     var generationKeys: [MemcachedKey]
+
+    /// The key as the caller gave it, for error messages.
+    var name: String { String(decoding: bytes, as: UTF8.self) }
+
+    /// The physical key of the value under the generation `token` (`nil` when the key has no levels).
+    func dataKey(token: UInt64?) -> MemcachedKey {
+        var key: [UInt8] = []
+        key.reserveCapacity(18 + (digest?.count ?? bytes.count))
+        key.append(UInt8(ascii: "v"))
+        if let token { MemcachedKeySpace.appendHex(token, to: &key) }
+        if let digest {
+            key.append(UInt8(ascii: "#"))
+            key += digest
+        } else {
+            key.append(UInt8(ascii: "="))
+            key += bytes
+        }
+        return MemcachedKey(key)
+    }
 }
 
 /// How cache keys become memcached keys.
@@ -65,10 +84,21 @@ struct MemcachedKeySpace: Sendable {
     /// The longest cache key stored in plain form: 250 minus the `v`, the token and the marker.
     static let maxPlainLength = 250 - 18
 
-    /// Splits `key` into what the connection threads need.
-    func plan(_ key: String, server: Int) -> KeyPlan {
-        let bytes = Array(key.utf8)
-        return KeyPlan(name: key, server: server, keyPart: Self.part(bytes[...]), generationKeys: generationKeys(of: bytes))
+    /// Whether `a` and `b` have the same namespace levels (the same bytes up to and including
+    /// their last tracked delimiter).
+    func sameLevels(_ a: [UInt8], as b: [UInt8]) -> Bool {
+        guard maxDepth > 0 else { return true }
+        var seen = 0
+        var end = 0   // one past the last tracked delimiter of `a`
+        for index in a.indices where a[index] == delimiter {
+            end = index + 1
+            seen += 1
+            if seen == maxDepth { break }
+        }
+        guard b.count >= end, a[..<end].elementsEqual(b[..<end]) else { return false }
+        // `b` must not have a further tracked delimiter after `end`.
+        if seen == maxDepth { return true }
+        return !b[end...].contains(delimiter)
     }
 
     /// The generation keys of `bytes`' namespace levels: one per delimiter, up to ``maxDepth``.
@@ -104,10 +134,14 @@ struct MemcachedKeySpace: Sendable {
 
     /// `=` + the bytes when memcached can store them as a key, else `#` + SHA-256 hex.
     static func part(_ bytes: ArraySlice<UInt8>) -> [UInt8] {
-        if bytes.count <= maxPlainLength && bytes.allSatisfy({ $0 > 0x20 && $0 < 0x7f }) {
-            return [UInt8(ascii: "=")] + bytes
-        }
-        return [UInt8(ascii: "#")] + Array(SHA256.hex(SHA256.hash(bytes)).utf8)
+        if let digest = digest(bytes) { return [UInt8(ascii: "#")] + digest }
+        return [UInt8(ascii: "=")] + bytes
+    }
+
+    /// `nil` when memcached can store the bytes as a key, else their SHA-256 in hex.
+    static func digest(_ bytes: ArraySlice<UInt8>) -> [UInt8]? {
+        if bytes.count <= maxPlainLength && bytes.allSatisfy({ $0 > 0x20 && $0 < 0x7f }) { return nil }
+        return Array(SHA256.hex(SHA256.hash(bytes)).utf8)
     }
 
     /// Mixes the generations of a key's namespace levels into one 64-bit token.
@@ -126,7 +160,7 @@ struct MemcachedKeySpace: Sendable {
         return h
     }
 
-    private static func appendHex(_ value: UInt64, to bytes: inout [UInt8]) {
+    static func appendHex(_ value: UInt64, to bytes: inout [UInt8]) {
         let digits: StaticString = "0123456789abcdef"
         digits.withUTF8Buffer { table in
             for shift in stride(from: 60, through: 0, by: -4) {
