@@ -69,7 +69,10 @@ let package = Package(
                 .product(name: "DequeModule", package: "swift-collections"),
             ]
         ),
-        .target(name: "CachingMemcached", dependencies: ["Caching", "CLibmemcached"]),
+        .target(
+            name: "CachingMemcached",
+            dependencies: ["Caching", "CLibmemcached", .product(name: "Logging", package: "swift-log")]
+        ),
 
         // MARK: HTTP
         .target(
