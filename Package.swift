@@ -17,6 +17,8 @@ let package = Package(
         .library(name: "CachingHummingbird", targets: ["CachingHummingbird"]),
         .library(name: "CachingVapor", targets: ["CachingVapor"]),
         .executable(name: "cache-bench", targets: ["CacheBench"]),
+        .executable(name: "cache-example-hummingbird", targets: ["HummingbirdExample"]),
+        .executable(name: "cache-example-vapor", targets: ["VaporExample"]),
     ],
     traits: [
         .trait(name: "Hummingbird", description: "Builds the Hummingbird 2 middleware in CachingHummingbird."),
@@ -77,7 +79,12 @@ let package = Package(
         // MARK: HTTP
         .target(
             name: "CachingHTTP",
-            dependencies: ["Caching", .product(name: "HTTPTypes", package: "swift-http-types")]
+            dependencies: [
+                "Caching",
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+            ]
         ),
         .target(
             name: "CachingHummingbird",
@@ -92,6 +99,24 @@ let package = Package(
                 "CachingHTTP",
                 .product(name: "Vapor", package: "vapor", condition: .when(traits: ["Vapor"])),
             ]
+        ),
+
+        // MARK: Examples (HTTP caching; each needs its framework's trait)
+        .executableTarget(
+            name: "HummingbirdExample",
+            dependencies: [
+                "Caching", "CachingHTTP", "CachingHummingbird",
+                .product(name: "Hummingbird", package: "hummingbird", condition: .when(traits: ["Hummingbird"])),
+            ],
+            path: "Examples/HummingbirdExample"
+        ),
+        .executableTarget(
+            name: "VaporExample",
+            dependencies: [
+                "Caching", "CachingHTTP", "CachingVapor",
+                .product(name: "Vapor", package: "vapor", condition: .when(traits: ["Vapor"])),
+            ],
+            path: "Examples/VaporExample"
         ),
 
         // MARK: Benchmarks
@@ -121,12 +146,16 @@ let package = Package(
         .executableTarget(name: "SQLiteStressWorker", dependencies: ["CachingSQLite"], path: "Tests/Support/SQLiteStressWorker"),
         .testTarget(name: "CachingRedisTests", dependencies: ["CachingRedis", "CachingTesting"]),
         .testTarget(name: "CachingMemcachedTests", dependencies: ["CachingMemcached", "CachingTesting"]),
-        .testTarget(name: "CachingHTTPTests", dependencies: ["CachingHTTP"]),
+        .testTarget(
+            name: "CachingHTTPTests",
+            dependencies: ["CachingHTTP", .product(name: "MetricsTestKit", package: "swift-metrics")]
+        ),
         .testTarget(
             name: "CachingHummingbirdTests",
             dependencies: [
                 "CachingHummingbird",
                 .product(name: "HummingbirdTesting", package: "hummingbird", condition: .when(traits: ["Hummingbird"])),
+                .product(name: "MetricsTestKit", package: "swift-metrics"),
             ]
         ),
         .testTarget(
@@ -134,6 +163,7 @@ let package = Package(
             dependencies: [
                 "CachingVapor",
                 .product(name: "VaporTesting", package: "vapor", condition: .when(traits: ["Vapor"])),
+                .product(name: "MetricsTestKit", package: "swift-metrics"),
             ]
         ),
     ]
