@@ -81,6 +81,18 @@ void cref_run(cref_target *target, const cref_keys *keys,
 /// The monotonic clock in nanoseconds (CLOCK_MONOTONIC).
 uint64_t cref_now_ns(void);
 
+/* MARK: CPU placement (glibc's GNU extensions, which Swift's Glibc module does not import) */
+
+/// The CPU the calling thread runs on now (`sched_getcpu`), or -1.
+int cref_current_cpu(void);
+
+/// Restricts thread or process `tid` (0: the calling thread) to the `count` CPUs in `cpus`
+/// (`sched_setaffinity`). Returns 0, or an errno value.
+int cref_set_affinity(int tid, const int *cpus, int count);
+
+/// The number of CPUs configured on this machine.
+int cref_cpu_count(void);
+
 #ifdef __cplusplus
 }
 #endif

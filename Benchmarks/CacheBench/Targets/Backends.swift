@@ -1,0 +1,73 @@
+import Caching
+
+/// The backends `cache-bench` knows.
+enum BackendKind: String, CaseIterable, Sendable {
+    case memory
+    case sqlite
+    case redis
+    case memcached
+
+    /// Parses a comma-separated list such as `memory,redis`.
+    static func parseList(_ text: String) throws(BenchError) -> [BackendKind] {
+        var kinds: [BackendKind] = []
+        for name in text.split(separator: ",").map({ $0.trimmingWhitespace().lowercased() }) where !name.isEmpty {
+            guard let kind = BackendKind(rawValue: name) ?? (name == "inmemory" || name == "in-memory" ? .memory : nil) else {
+                throw BenchError("unknown backend '\(name)': choose from memory, sqlite, redis, memcached")
+            }
+            if !kinds.contains(kind) { kinds.append(kind) }
+        }
+        guard !kinds.isEmpty else { throw BenchError("--backends is empty: choose from memory, sqlite, redis, memcached") }
+        return kinds
+    }
+}
+
+/// How to reach each backend's store.
+struct BackendConfig: Sendable {
+    var redis: RedisAddress?
+    var memcached: [HostPort]?
+    var sqlitePath: String
+    var connectTimeout: Duration
+}
+
+/// One backend instance under test.
+struct BackendTarget: Sendable {
+    let kind: BackendKind
+    let backend: any CacheBackend
+    /// Where it is, for the report (`redis://127.0.0.1:40123 (spawned, pid 4242)`).
+    let detail: String
+
+    var label: String { kind.rawValue }
+
+    /// Opens the backend of `kind`.
+    static func open(_ kind: BackendKind, config: BackendConfig, detail: String) async throws -> BackendTarget {
+        let backend: any CacheBackend
+        switch kind {
+        case .memory:
+            backend = MutexDictionaryBackend()
+        case .sqlite:
+            throw BenchError("the SQLite backend is not in this build yet (CachingSQLite is still a placeholder)")
+        case .redis:
+            throw BenchError("the Redis backend is not in this build yet (CachingRedis is still a placeholder)")
+        case .memcached:
+            throw BenchError("the memcached backend is not in this build yet (CachingMemcached is still a placeholder)")
+        }
+        return BackendTarget(kind: kind, backend: backend, detail: detail)
+    }
+
+    /// A client for one workload: its own key prefix, the workload's coder and values.
+    func makeClient(spec: WorkloadSpec, prefix: String, valueSizes: [Int]) throws -> (client: any BenchClient, front: BenchFront) {
+        let keys = (0..<spec.keyCount).map { "k\($0)" }
+        switch spec.coder {
+        case .raw:
+            let front = BenchFront(backend: backend, prefix: prefix, coder: FoundationJSONCoder())
+            return (FrontClient(front: front, keys: keys, values: ValueVariants.bytes(sizes: valueSizes), ttl: spec.ttl), front)
+        case .binary, .json:
+            let coder: any Coder = FoundationJSONCoder()
+            let front = BenchFront(backend: backend, prefix: prefix, coder: coder)
+            let values = try valueSizes.enumerated().map { index, size in
+                try BenchRecord.sized(size, id: Int64(index)) { try coder.encode($0) }
+            }
+            return (FrontClient(front: front, keys: keys, values: values, ttl: spec.ttl), front)
+        }
+    }
+}
