@@ -95,7 +95,10 @@ let package = Package(
         ),
 
         // MARK: Tests
-        .testTarget(name: "CachingTests", dependencies: ["Caching", "CachingTesting"]),
+        .testTarget(
+            name: "CachingTests",
+            dependencies: ["Caching", "CachingTesting", .product(name: "MetricsTestKit", package: "swift-metrics")]
+        ),
         .testTarget(name: "CachingSQLiteTests", dependencies: ["CachingSQLite", "CachingTesting"]),
         .testTarget(name: "CachingRedisTests", dependencies: ["CachingRedis", "CachingTesting"]),
         .testTarget(name: "CachingMemcachedTests", dependencies: ["CachingMemcached", "CachingTesting"]),
