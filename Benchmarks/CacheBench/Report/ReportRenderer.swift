@@ -142,12 +142,21 @@ enum ReportRenderer {
         case .table:
             var out = preamble(report)
             for workload in report.workloads { out.append(""); out.append(table(workload)) }
+            if !report.goals.isEmpty { out.append(""); out.append(contentsOf: Goals.lines(report.goals)) }
             if !report.notes.isEmpty { out.append(""); out.append(contentsOf: report.notes) }
             return out.joined(separator: "\n")
         case .markdown:
             var out = ["## cache-bench results", "", "`\(report.command)`", ""]
             out.append(contentsOf: preamble(report).map { "- " + $0 })
             for workload in report.workloads { out.append(""); out.append(markdown(workload)) }
+            if !report.goals.isEmpty {
+                out.append("")
+                out.append("| backend | goal | ratio | target | result |")
+                out.append("| --- | --- | ---: | ---: | --- |")
+                for g in report.goals {
+                    out.append("| \(g.backend) | \(g.goal) | \(Units.fixed(g.ratio, 2))× | \(g.target.map { "≥ " + Units.fixed($0, 2) + "×" } ?? "—") | \(g.met.map { $0 ? "met" : "missed" } ?? "reported") |")
+                }
+            }
             if !report.notes.isEmpty { out.append(""); out.append(contentsOf: report.notes.map { "- " + $0 }) }
             return out.joined(separator: "\n")
         case .csv:

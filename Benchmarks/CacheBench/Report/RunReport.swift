@@ -9,6 +9,8 @@ struct RunReport: Codable, Sendable {
     var placement: PlacementInfo
     var backends: [BackendInfo]
     var workloads: [WorkloadResult]
+    /// The issues' performance goals that this run's figures can check.
+    var goals: [GoalCheck] = []
     var notes: [String]
 }
 

@@ -65,6 +65,9 @@ struct BenchSession {
             }
         }
         progress.stop()
+        if BinaryCoder.isStandIn && settings.specs.contains(where: { $0.coder == .binary }) {
+            notes.append("note: BinaryCoder is not in this build yet; --coder binary uses JSON until it lands")
+        }
         guard !targets.isEmpty || !references.isEmpty else {
             throw BenchError("no backend to measure: \(notes.joined(separator: "; "))")
         }
@@ -100,11 +103,16 @@ struct BenchSession {
             }
         }
 
+        report.goals = Goals.check(report.workloads)
         for reference in references { await reference.close() }
         for target in targets { try? await target.backend.close() }
 
         switch settings.format {
         case .table:
+            if !report.goals.isEmpty {
+                Terminal.write("")
+                for line in Goals.lines(report.goals) { Terminal.write(line) }
+            }
             Terminal.write("")
             Terminal.write(ReportRenderer.placementLine(report.placement))
         default:
@@ -131,7 +139,7 @@ struct BenchSession {
         let sizes = ValueVariants.sizes(for: spec, seed: settings.seed)
         var rows: [Measurement] = []
         for target in targets {
-            let prefix = "cache-bench-\(runID):\(spec.name)"
+            let prefix = "cache-bench-\(runID)"
             let (client, front) = try target.makeClient(spec: spec, prefix: prefix, valueSizes: sizes)
             let counter = ProgressCounter()
             let watchdog = Watchdog(stall: .seconds(30), counter: counter, what: "\(target.label) (\(spec.name))")

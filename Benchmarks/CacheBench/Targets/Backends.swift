@@ -54,16 +54,15 @@ struct BackendTarget: Sendable {
         return BackendTarget(kind: kind, backend: backend, detail: detail)
     }
 
-    /// A client for one workload: its own key prefix, the workload's coder and values.
-    func makeClient(spec: WorkloadSpec, prefix: String, valueSizes: [Int]) throws -> (client: any BenchClient, front: BenchFront) {
+    /// A client for one workload: its own namespace, the workload's coder and values.
+    func makeClient(spec: WorkloadSpec, prefix: String, valueSizes: [Int]) throws -> (client: any BenchClient, front: CacheFront) {
         let keys = (0..<spec.keyCount).map { "k\($0)" }
+        let coder: any Coder = spec.coder == .json ? JSONCoder() : BinaryCoder()
+        let front = CacheFront(backend: backend, prefix: prefix, defaultTTL: nil, coder: coder).namespace(spec.name)
         switch spec.coder {
         case .raw:
-            let front = BenchFront(backend: backend, prefix: prefix, coder: FoundationJSONCoder())
             return (FrontClient(front: front, keys: keys, values: ValueVariants.bytes(sizes: valueSizes), ttl: spec.ttl), front)
         case .binary, .json:
-            let coder: any Coder = FoundationJSONCoder()
-            let front = BenchFront(backend: backend, prefix: prefix, coder: coder)
             let values = try valueSizes.enumerated().map { index, size in
                 try BenchRecord.sized(size, id: Int64(index)) { try coder.encode($0) }
             }

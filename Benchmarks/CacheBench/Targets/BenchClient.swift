@@ -25,7 +25,7 @@ protocol BenchClient: Sendable {
 /// `Value` is `[UInt8]` for the `raw` coder (stored as is) or ``BenchRecord`` for the typed
 /// coders.
 struct FrontClient<Value: Codable & Sendable>: BenchClient {
-    let front: BenchFront
+    let front: CacheFront
     let keys: [String]
     let values: [Value]
     let ttl: Duration?
@@ -47,7 +47,10 @@ struct FrontClient<Value: Codable & Sendable>: BenchClient {
 
     func setMany(_ indices: [Int], variant: Int) async throws {
         let value = values[variant]
-        try await front.set(indices.map { (key: keys[$0], value: value) }, ttl: ttl)
+        var items: [String: Value] = [:]
+        items.reserveCapacity(indices.count)
+        for index in indices { items[keys[index]] = value }
+        try await front.set(items, ttl: ttl)
     }
 
     func delete(_ index: Int) async throws {
@@ -63,7 +66,9 @@ struct FrontClient<Value: Codable & Sendable>: BenchClient {
         var start = 0
         while start < keys.count {
             let end = min(keys.count, start + chunk)
-            try await front.set((start..<end).map { (key: keys[$0], value: values[$0 % values.count]) }, ttl: ttl)
+            var items: [String: Value] = [:]
+            for index in start..<end { items[keys[index]] = values[index % values.count] }
+            try await front.set(items, ttl: ttl)
             start = end
             progress(start)
         }
