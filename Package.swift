@@ -81,7 +81,7 @@ let package = Package(
         .executableTarget(
             name: "CacheBench",
             dependencies: [
-                "Caching", "CachingSQLite", "CachingRedis", "CachingMemcached", "CReference",
+                "Caching", "CachingTesting", "CachingSQLite", "CachingRedis", "CachingMemcached", "CReference",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
             ],

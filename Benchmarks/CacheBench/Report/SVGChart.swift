@@ -7,8 +7,8 @@ enum SVGChart {
     private static let width = 1040.0
     private static let labelWidth = 150.0
     private static let barWidth = 290.0
-    private static let latencyX = 560.0
-    private static let latencyWidth = 400.0
+    private static let latencyX = 520.0
+    private static let latencyWidth = 330.0
     private static let rowHeight = 30.0
 
     private static let palette: [String: String] = [
@@ -22,8 +22,12 @@ enum SVGChart {
         body.append(text(x: 20, y: y + 14, "cache-bench: throughput and latency per backend", size: 18, weight: "bold"))
         y += 26
         let m = report.machine
-        body.append(text(x: 20, y: y + 12, "\(m.cpus) CPUs\(m.cpuModel.map { ", " + $0 } ?? ""); load at start \(m.loadAverageAtStart ?? "?"); \(ReportRenderer.placementLine(report.placement))", size: 11, fill: "#555"))
-        y += 20
+        let header = "\(m.cpus) CPUs\(m.cpuModel.map { ", " + $0 } ?? ""); load at start \(m.loadAverageAtStart ?? "?"); \(ReportRenderer.placementLine(report.placement))"
+        for line in wrap(header, width: 170) {
+            body.append(text(x: 20, y: y + 12, line, size: 11, fill: "#555"))
+            y += 15
+        }
+        y += 5
         body.append(legend(y: y))
         y += 24
         for workload in report.workloads {
@@ -90,7 +94,7 @@ enum SVGChart {
                     let end = lx(value)
                     parts.append(##"<rect x="\##(fmt(latencyX))" y="\##(fmt(barY))" width="\##(fmt(max(1, end - latencyX)))" height="6" fill="\##(percentileColors[k])"\##(hatched ? ##" fill-opacity="0.5""## : "")/>"##)
                 }
-                parts.append(text(x: lx(row.latency.p999) + 6, y: rowY + 19,
+                parts.append(text(x: latencyX + latencyWidth + 10, y: rowY + 19,
                                   "\(Units.latency(nanoseconds: row.latency.p50)) / \(Units.latency(nanoseconds: row.latency.p99)) / \(Units.latency(nanoseconds: row.latency.p999))", size: 10, fill: "#333"))
             }
         }
@@ -118,6 +122,22 @@ enum SVGChart {
 
     private static func text(x: Double, y: Double, _ content: String, size: Int, weight: String = "normal", fill: String = "#111") -> String {
         ##"<text x="\##(fmt(x))" y="\##(fmt(y))" font-size="\##(size)" font-weight="\##(weight)" fill="\##(fill)">\##(escape(content))</text>"##
+    }
+
+    /// Splits `text` at "; " into lines of at most about `width` characters.
+    private static func wrap(_ text: String, width: Int) -> [String] {
+        var lines: [String] = []
+        var current = ""
+        for part in text.components(separatedBy: "; ") {
+            if !current.isEmpty && current.count + part.count + 2 > width {
+                lines.append(current + ";")
+                current = part
+            } else {
+                current = current.isEmpty ? part : current + "; " + part
+            }
+        }
+        if !current.isEmpty { lines.append(current) }
+        return lines
     }
 
     private static func escape(_ text: String) -> String {

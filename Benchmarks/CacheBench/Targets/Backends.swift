@@ -43,7 +43,7 @@ struct BackendTarget: Sendable {
         let backend: any CacheBackend
         switch kind {
         case .memory:
-            backend = MutexDictionaryBackend()
+            backend = InMemoryBackend()
         case .sqlite:
             throw BenchError("the SQLite backend is not in this build yet (CachingSQLite is still a placeholder)")
         case .redis:
