@@ -17,11 +17,7 @@ struct CacheBenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "cache-bench",
         abstract: "Compares swift-caching backends: throughput, tail latency and hit ratio on your workload.",
-        discussion: """
-            Run with no arguments to compare the in-memory and SQLite backends (and Redis and memcached
-            when they answer on 127.0.0.1:6379 / :11211). Add --spawn-servers to start private redis-server
-            and memcached processes for the run. See Docs/Benchmarking.md.
-            """,
+        discussion: "Run with no arguments to compare the in-memory and SQLite backends, plus Redis and memcached when they answer on 127.0.0.1:6379 and :11211; --spawn-servers starts private redis-server and memcached processes for the run. Options of the comparison: cache-bench run --help. Guide: Docs/Benchmarking.md.",
         subcommands: [RunCommand.self, EvictionCommand.self, MicroCommand.self],
         defaultSubcommand: RunCommand.self
     )

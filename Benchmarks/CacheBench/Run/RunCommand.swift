@@ -9,11 +9,7 @@ struct RunCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "run",
         abstract: "Compare backends on workloads (the default command).",
-        discussion: """
-            Workloads (--workload, default all): \(WorkloadPreset.allCases.map { "\($0.rawValue): \($0.purpose)" }.joined(separator: "; ")).
-            Any of --mix --keys --distribution --value-size --ttl --concurrency --duration --ops --batch --coder
-            changes every selected workload; without --workload they define one workload named 'custom'.
-            """
+        discussion: "Workloads (--workload, default all): \(WorkloadPreset.allCases.map { "\($0.rawValue): \($0.purpose)" }.joined(separator: "; ")). Any of --mix, --keys, --distribution, --value-size, --ttl, --concurrency, --duration, --ops, --batch and --coder changes every selected workload; without --workload they define one workload named 'custom'."
     )
 
     // MARK: Backends
