@@ -51,7 +51,8 @@ final class ProgressLine: Sendable {
                 lastTime = now
                 var line = title + "  "
                 if now < warmupEnd {
-                    line += "warming up"
+                    Terminal.progress(line + "warming up")
+                    continue
                 } else if let end {
                     let total = Double(end &- warmupEnd) / 1e9
                     let elapsed = min(total, Double(now &- warmupEnd) / 1e9)
