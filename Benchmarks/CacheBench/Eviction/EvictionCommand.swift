@@ -58,10 +58,12 @@ struct EvictionCommand: AsyncParsableCommand {
             }),
         ]
         var rows: [EvictionRow] = []
+        var shardsUsed = 0
         for (name, make) in traces {
             progress.show("eviction: building \(name)")
             let trace = make()
             let backend = try InMemoryBackend(maxEntries: capacity, maxBytes: 1 << 30, shardCount: shards ?? InMemoryBackend.defaultShardCount)
+            shardsUsed = backend.shardCount
             progress.show("eviction: replaying \(trace.requests.count) requests of \(trace.name)")
             let start = nowNanos()
             let result = try await EvictionSimulation.replay(trace: trace, into: backend, valueSize: 8)
@@ -73,7 +75,7 @@ struct EvictionCommand: AsyncParsableCommand {
             ))
         }
         progress.stop()
-        let report = EvictionReport(machine: .current(), policy: "InMemoryBackend (S3-FIFO, \(shards.map { "\($0) shards" } ?? "default shards"))", rows: rows)
+        let report = EvictionReport(machine: .current(), policy: "InMemoryBackend (S3-FIFO, \(shardsUsed) shard\(shardsUsed == 1 ? "" : "s"))", rows: rows)
         Terminal.write(try report.render(format: format))
     }
 }
@@ -131,8 +133,14 @@ struct EvictionReport: Codable, Sendable {
                 let cells = row.enumerated().map { i, cell in
                     i == 0 ? cell.padding(toLength: widths[i], withPad: " ", startingAt: 0) : String(repeating: " ", count: widths[i] - cell.count) + cell
                 }
-                out.append(cells.joined(separator: "  "))
+                out.append(cells.joined(separator: "  ").trimmingCharacters(in: .whitespaces))
                 if index == 0 { out.append(String(repeating: "-", count: widths.reduce(0, +) + 2 * (widths.count - 1))) }
+            }
+            if let worst = rows.min(by: { $0.differencePoints < $1.differencePoints }) {
+                out.append("")
+                out.append(worst.differencePoints > 0
+                    ? "InMemoryBackend beats the exact LRU on every trace (smallest gain \(diff(worst)) on \(worst.trace))."
+                    : "InMemoryBackend does NOT beat the exact LRU on \(worst.trace) (\(diff(worst))).")
             }
             return out.joined(separator: "\n")
         }

@@ -161,7 +161,6 @@ struct MicroBench {
             goals.append(MicroGoal(goal: "BinaryCoder output ≤ 60% of JSONCoder's", measured: "\(bb) B vs \(jb) B = \(Units.fixed(size * 100, 0))%", met: size <= 0.6))
         }
         if BinaryCoder.isStandIn { notes.append("BinaryCoder is not in this build yet: its rows use a JSON stand-in") }
-        if InMemoryBackend.isStandIn { notes.append("InMemoryBackend is not in this build yet: its rows use a Mutex dictionary stand-in") }
         #if DEBUG
         notes.append("debug build: figures are far below release; build with -c release (scripts/bench.sh does)")
         #endif

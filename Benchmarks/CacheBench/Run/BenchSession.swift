@@ -33,8 +33,12 @@ struct BenchSession {
             memcached = try await resolveMemcached(explicit: explicit, directory: directory)
             if memcached == nil { kinds.removeAll { $0 == .memcached } }
         }
-        let config = BackendConfig(redis: redis, memcached: memcached, sqlitePath: sqliteDirectory + "/cache-bench.sqlite",
-                                   connectTimeout: settings.connectTimeout)
+        let maxKeys = settings.specs.map(\.keyCount).max() ?? 0
+        let maxValue = settings.specs.map(\.valueSize.max).max() ?? 0
+        let config = BackendConfig(
+            redis: redis, memcached: memcached, sqlitePath: sqliteDirectory + "/cache-bench.sqlite",
+            connectTimeout: settings.connectTimeout, memoryEntries: maxKeys * 2, memoryBytes: maxKeys * (maxValue + 128) * 2
+        )
 
         // Open the Swift backends.
         var targets: [BackendTarget] = []

@@ -27,6 +27,9 @@ struct BackendConfig: Sendable {
     var memcached: [HostPort]?
     var sqlitePath: String
     var connectTimeout: Duration
+    /// Entries and bytes the in-memory backend needs to hold every key of the run (twice over).
+    var memoryEntries: Int
+    var memoryBytes: Int
 }
 
 /// One backend instance under test.
@@ -43,7 +46,12 @@ struct BackendTarget: Sendable {
         let backend: any CacheBackend
         switch kind {
         case .memory:
-            backend = InMemoryBackend()
+            // Big enough to hold every key of the run, as the servers do: the comparison is
+            // about speed; `cache-bench eviction` is about what a bounded cache keeps.
+            backend = try InMemoryBackend(
+                maxEntries: max(InMemoryBackend.defaultMaxEntries, config.memoryEntries),
+                maxBytes: max(InMemoryBackend.defaultMaxBytes, config.memoryBytes)
+            )
         case .sqlite:
             throw BenchError("the SQLite backend is not in this build yet (CachingSQLite is still a placeholder)")
         case .redis:
