@@ -128,6 +128,10 @@ enum ReportRenderer {
         var parts = ["placement: --pin \(p.pin)", "tool allowed CPUs \(p.toolAllowedCPUs ?? "?")"]
         if let ran = p.toolRanOn { parts.append("tool threads ran on \(ran)") }
         for server in p.servers {
+            guard server.spawned else {
+                parts.append("\(server.kind) at \(server.address): not spawned, placement not measured")
+                continue
+            }
             var text = "\(server.kind)\(server.pid.map { " pid \($0)" } ?? "") allowed CPUs \(server.allowedCPUs ?? "unknown")"
             if let ran = server.ranOn { text += ", ran on \(ran)" }
             parts.append(text)

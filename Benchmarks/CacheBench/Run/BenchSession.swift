@@ -48,7 +48,8 @@ struct BenchSession {
                 let target = try await BackendTarget.open(kind, config: config, detail: detail(kind, config: config))
                 targets.append(target)
             } catch {
-                if explicit { throw BenchError("\(kind.rawValue): \(describe(error))") }
+                let serverGiven = (kind == .redis && settings.redis != nil) || (kind == .memcached && settings.memcached != nil)
+                if explicit || serverGiven { throw BenchError("\(kind.rawValue): \(describe(error))") }
                 notes.append("\(kind.rawValue) skipped: \(describe(error))")
             }
         }
@@ -198,7 +199,7 @@ struct BenchSession {
             if let path = given.unixPath {
                 problem = await Probe.unix(path)
             } else {
-                problem = await Probe.tcp(HostPort(host: given.host, port: given.port), timeout: settings.connectTimeout)
+                problem = await Probe.tcp(HostPort(host: given.host, port: given.port), timeout: settings.connectTimeout, handshake: .redis)
             }
             if let problem { throw BenchError("cannot reach Redis at \(given.display): \(problem)") }
             servers.append(ServerPlacement(kind: "redis", address: given.display, spawned: false, pid: nil, allowedCPUs: nil, ranOn: nil))
@@ -213,7 +214,7 @@ struct BenchSession {
             return try RedisAddress.parse("redis://127.0.0.1:\(server.port)")
         }
         let standard = HostPort(host: "127.0.0.1", port: 6379)
-        if await Probe.tcp(standard, timeout: .milliseconds(300)) == nil {
+        if await Probe.tcp(standard, timeout: .milliseconds(300), handshake: .redis) == nil {
             servers.append(ServerPlacement(kind: "redis", address: standard.description + " (found on the default port)", spawned: false, pid: nil, allowedCPUs: nil, ranOn: nil))
             return try RedisAddress.parse("redis://127.0.0.1:6379")
         }
@@ -227,7 +228,7 @@ struct BenchSession {
     private mutating func resolveMemcached(explicit: Bool, directory: String) async throws -> [HostPort]? {
         if let given = settings.memcached {
             for server in given {
-                if let problem = await Probe.tcp(server, timeout: settings.connectTimeout) {
+                if let problem = await Probe.tcp(server, timeout: settings.connectTimeout, handshake: .memcached) {
                     throw BenchError("cannot reach memcached at \(server): \(problem)")
                 }
             }
@@ -243,7 +244,7 @@ struct BenchSession {
             return [server.address]
         }
         let standard = HostPort(host: "127.0.0.1", port: 11211)
-        if await Probe.tcp(standard, timeout: .milliseconds(300)) == nil {
+        if await Probe.tcp(standard, timeout: .milliseconds(300), handshake: .memcached) == nil {
             servers.append(ServerPlacement(kind: "memcached", address: standard.description + " (found on the default port)", spawned: false, pid: nil, allowedCPUs: nil, ranOn: nil))
             return [standard]
         }
