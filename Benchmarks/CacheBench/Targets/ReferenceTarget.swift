@@ -99,7 +99,8 @@ final class ReferenceTarget: @unchecked Sendable {
         progress.start(title: title, counter: counter, warmupEnd: window.warmupEnd, end: window.end)
         defer { progress.stop() }
         let handle = SendableHandle(pointer: handle)
-        let label = self.label
+        // The reference is always one connection; say so where the workload has many callers.
+        let label = spec.concurrency > 1 ? self.label + " (1 conn)" : self.label
         let referenceFor = self.referenceFor
         return try await worker.run {
             var rng = Xoshiro256(seed: seed)
