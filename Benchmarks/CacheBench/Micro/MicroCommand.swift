@@ -160,7 +160,6 @@ struct MicroBench {
             goals.append(MicroGoal(goal: "BinaryCoder encode+decode ≥ 3× JSONCoder", measured: "\(Units.fixed(speed, 1))×", met: speed >= 3))
             goals.append(MicroGoal(goal: "BinaryCoder output ≤ 60% of JSONCoder's", measured: "\(bb) B vs \(jb) B = \(Units.fixed(size * 100, 0))%", met: size <= 0.6))
         }
-        if BinaryCoder.isStandIn { notes.append("BinaryCoder is not in this build yet: its rows use a JSON stand-in") }
         #if DEBUG
         notes.append("debug build: figures are far below release; build with -c release (scripts/bench.sh does)")
         #endif

@@ -70,9 +70,6 @@ struct BenchSession {
             }
         }
         progress.stop()
-        if BinaryCoder.isStandIn && settings.specs.contains(where: { $0.coder == .binary }) {
-            notes.append("note: BinaryCoder is not in this build yet; --coder binary uses JSON until it lands")
-        }
         guard !targets.isEmpty || !references.isEmpty else {
             throw BenchError("no backend to measure: \(notes.joined(separator: "; "))")
         }
