@@ -94,6 +94,8 @@ let package = Package(
             linkerSettings: [.linkedLibrary("hiredis"), .linkedLibrary("memcached"), .linkedLibrary("sqlite3")]
         ),
 
+        .testTarget(name: "CacheBenchTests", dependencies: ["CacheBench"], path: "Benchmarks/CacheBenchTests"),
+
         // MARK: Tests
         .testTarget(
             name: "CachingTests",

@@ -15,14 +15,14 @@ struct GoalCheck: Codable, Sendable {
 /// the rows they need (`--reference` for the C figures).
 enum Goals {
     static func check(_ workloads: [WorkloadResult]) -> [GoalCheck] {
-        func row(_ workload: String, _ target: String) -> Measurement? {
+        func row(_ workload: String, _ target: String) -> BenchResult? {
             workloads.first { $0.name == workload }?.rows.first { $0.target == target && $0.calls > 0 }
         }
-        func reference(_ workload: String, _ backend: String) -> Measurement? {
+        func reference(_ workload: String, _ backend: String) -> BenchResult? {
             workloads.first { $0.name == workload }?.rows.first { $0.kind == .reference && $0.referenceFor == backend && $0.calls > 0 }
         }
         var checks: [GoalCheck] = []
-        func add(_ backend: String, _ goal: String, _ numerator: Measurement?, _ denominator: Measurement?, _ target: Double?, factor: Double = 1) {
+        func add(_ backend: String, _ goal: String, _ numerator: BenchResult?, _ denominator: BenchResult?, _ target: Double?, factor: Double = 1) {
             guard let numerator, let denominator, denominator.opsPerSecond > 0 else { return }
             let ratio = numerator.opsPerSecond / (denominator.opsPerSecond * factor)
             checks.append(GoalCheck(backend: backend, goal: goal, ratio: ratio * factor, target: target.map { $0 * factor },

@@ -38,7 +38,7 @@ enum TargetKind: String, Codable, Sendable {
 }
 
 /// One backend's result on one workload.
-struct Measurement: Codable, Sendable {
+struct BenchResult: Codable, Sendable {
     /// The row label: `memory`, `redis`, `C hiredis`, ...
     var target: String
     var kind: TargetKind

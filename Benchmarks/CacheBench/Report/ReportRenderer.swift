@@ -17,7 +17,7 @@ enum ReportRenderer {
         var leftAligned = false
     }
 
-    private static func cells(for row: Measurement, batch: Int) -> [String] {
+    private static func cells(for row: BenchResult, batch: Int) -> [String] {
         let empty = row.calls == 0
         func latency(_ value: Double) -> String { empty ? "—" : Units.latency(nanoseconds: value) }
         let vsC: String

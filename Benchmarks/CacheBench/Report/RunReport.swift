@@ -75,9 +75,9 @@ struct WorkloadResult: Codable, Sendable {
     var concurrency: Int
     var batch: Int
     var coder: String
-    var rows: [Measurement]
+    var rows: [BenchResult]
 
-    init(spec: WorkloadSpec, rows: [Measurement]) {
+    init(spec: WorkloadSpec, rows: [BenchResult]) {
         name = spec.name
         summary = spec.summary
         mix = spec.mix.description

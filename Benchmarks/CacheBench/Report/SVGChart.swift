@@ -115,7 +115,7 @@ enum SVGChart {
         return (parts.joined(separator: "\n"), bottom - startY + 30)
     }
 
-    private static func color(for row: Measurement) -> String {
+    private static func color(for row: BenchResult) -> String {
         if row.kind == .external { return "#999999" }
         return palette[row.referenceFor ?? row.target] ?? "#7f7f7f"
     }

@@ -139,7 +139,7 @@ struct BenchSession {
     ) async throws -> WorkloadResult {
         let plan = OperationPlan(spec: spec, seed: settings.seed)
         let sizes = ValueVariants.sizes(for: spec, seed: settings.seed)
-        var rows: [Measurement] = []
+        var rows: [BenchResult] = []
         for target in targets {
             let prefix = "cache-bench-\(runID)"
             let (client, front) = try target.makeClient(spec: spec, prefix: prefix, valueSizes: sizes)

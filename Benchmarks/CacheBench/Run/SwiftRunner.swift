@@ -42,7 +42,7 @@ enum SwiftRunner {
     static func run(
         client: any BenchClient, label: String, spec: WorkloadSpec, plan: OperationPlan, seed: UInt64,
         variants: Int, warmup: Duration, progress: ProgressLine, title: String, counter: ProgressCounter
-    ) async -> Measurement {
+    ) async -> BenchResult {
         let window = MeasurementWindow(spec: spec, warmup: warmup, callers: spec.concurrency)
         progress.start(title: title, counter: counter, warmupEnd: window.warmupEnd, end: window.end)
         defer { progress.stop() }
@@ -71,7 +71,7 @@ enum SwiftRunner {
             }
         }
         let seconds = total.lastEnd > window.warmupEnd ? Double(total.lastEnd - window.warmupEnd) / 1e9 : 0
-        return Measurement(
+        return BenchResult(
             target: label, kind: .swift, calls: total.calls, keys: total.keys, seconds: seconds,
             latency: LatencySummary(total.histogram), hits: total.hits, misses: total.misses,
             errors: total.errors, firstError: total.firstError, concurrency: spec.concurrency,

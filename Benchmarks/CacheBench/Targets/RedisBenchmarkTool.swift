@@ -4,7 +4,7 @@ import Foundation
 /// so the Swift backend's concurrent figure sits next to the figure issue 4 names
 /// (`redis-benchmark -c 50 -P 1`).
 enum RedisBenchmarkTool {
-    static func run(address: RedisAddress, spec: WorkloadSpec, clients: Int, progress: ProgressLine, title: String) async throws -> Measurement? {
+    static func run(address: RedisAddress, spec: WorkloadSpec, clients: Int, progress: ProgressLine, title: String) async throws -> BenchResult? {
         guard let binary = ServerSpawner.which("redis-benchmark") else { return nil }
         let seconds = {
             if case .duration(let d) = spec.stop { return d.seconds }
@@ -49,7 +49,7 @@ enum RedisBenchmarkTool {
             guard fields.count >= 8, let rps = fields[1], let avg = fields[2], let p50 = fields[4], let p99 = fields[6], let max = fields[7] else { break }
             let ms = 1_000_000.0
             let callSeconds = Double(requests) / rps
-            return Measurement(
+            return BenchResult(
                 target: "redis-benchmark", kind: .external, referenceFor: "redis", calls: UInt64(requests), keys: UInt64(requests),
                 seconds: callSeconds, latency: LatencySummary(p50: p50 * ms, p90: 0, p99: p99 * ms, p999: p99 * ms, max: max * ms, mean: avg * ms),
                 hits: 0, misses: 0, errors: 0, firstError: nil, concurrency: clients,

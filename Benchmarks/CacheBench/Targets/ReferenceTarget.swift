@@ -94,7 +94,7 @@ final class ReferenceTarget: @unchecked Sendable {
     func run(
         keys: ReferenceKeys, spec: WorkloadSpec, plan: OperationPlan, seed: UInt64, values: [UInt8],
         warmup: Duration, progress: ProgressLine, title: String, counter: ProgressCounter
-    ) async throws -> Measurement {
+    ) async throws -> BenchResult {
         let window = MeasurementWindow(spec: spec, warmup: warmup, callers: 1)
         progress.start(title: title, counter: counter, warmupEnd: window.warmupEnd, end: window.end)
         defer { progress.stop() }
@@ -143,7 +143,7 @@ final class ReferenceTarget: @unchecked Sendable {
                 }
             }
             let seconds = lastEnd > window.warmupEnd ? Double(lastEnd - window.warmupEnd) / 1e9 : 0
-            return Measurement(
+            return BenchResult(
                 target: label, kind: .reference, referenceFor: referenceFor, calls: measured.calls, keys: measured.keys,
                 seconds: seconds, latency: LatencySummary(histogram), hits: measured.hits, misses: measured.misses,
                 errors: measured.errors, firstError: measured.errors > 0 ? Self.lastError(&measured) : nil,
