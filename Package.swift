@@ -123,12 +123,20 @@ let package = Package(
         .executableTarget(
             name: "CacheBench",
             dependencies: [
-                "Caching", "CachingSQLite", "CachingRedis", "CachingMemcached",
+                "Caching", "CachingTesting", "CachingSQLite", "CachingRedis", "CachingMemcached", "CReference",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
             ],
             path: "Benchmarks/CacheBench"
         ),
+        // The C limit for `cache-bench --reference`: the same workloads straight through the C libraries.
+        .target(
+            name: "CReference",
+            path: "Benchmarks/CReference",
+            linkerSettings: [.linkedLibrary("hiredis"), .linkedLibrary("memcached"), .linkedLibrary("sqlite3")]
+        ),
+
+        .testTarget(name: "CacheBenchTests", dependencies: ["CacheBench"], path: "Benchmarks/CacheBenchTests"),
 
         // MARK: Tests
         .testTarget(
