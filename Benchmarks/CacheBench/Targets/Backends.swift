@@ -1,4 +1,8 @@
 import Caching
+import CachingMemcached
+import CachingRedis
+import CachingSQLite
+import Foundation
 
 /// The backends `cache-bench` knows.
 enum BackendKind: String, CaseIterable, Sendable {
@@ -53,11 +57,19 @@ struct BackendTarget: Sendable {
                 maxBytes: max(InMemoryBackend.defaultMaxBytes, config.memoryBytes)
             )
         case .sqlite:
-            throw BenchError("the SQLite backend is not in this build yet (CachingSQLite is still a placeholder)")
+            // The defaults a user gets: WAL, synchronous=NORMAL, one reader connection, no size limit.
+            try? FileManager.default.removeItem(atPath: config.sqlitePath)
+            backend = try await SQLiteBackend(path: config.sqlitePath)
         case .redis:
-            throw BenchError("the Redis backend is not in this build yet (CachingRedis is still a placeholder)")
+            guard let address = config.redis else { throw BenchError("redis: no server address") }
+            var configuration = try RedisConfiguration(url: address.url)
+            configuration.connectTimeout = config.connectTimeout
+            backend = try RedisBackend(configuration: configuration)
         case .memcached:
-            throw BenchError("the memcached backend is not in this build yet (CachingMemcached is still a placeholder)")
+            guard let servers = config.memcached else { throw BenchError("memcached: no server address") }
+            var configuration = MemcachedBackend.Configuration(servers: servers.map { MemcachedServer(host: $0.host, port: $0.port) })
+            configuration.connectTimeout = config.connectTimeout
+            backend = try MemcachedBackend(configuration: configuration)
         }
         return BackendTarget(kind: kind, backend: backend, detail: detail)
     }
