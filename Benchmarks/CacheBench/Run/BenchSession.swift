@@ -37,7 +37,8 @@ struct BenchSession {
         let maxValue = settings.specs.map(\.valueSize.max).max() ?? 0
         let config = BackendConfig(
             redis: redis, memcached: memcached, sqlitePath: sqliteDirectory + "/cache-bench.sqlite",
-            connectTimeout: settings.connectTimeout, memoryEntries: maxKeys * 2, memoryBytes: maxKeys * (maxValue + 128) * 2
+            connectTimeout: settings.connectTimeout, memoryEntries: maxKeys * 2, memoryBytes: maxKeys * (maxValue + 128) * 2,
+            verbose: settings.verbose
         )
 
         // Open the Swift backends.
@@ -156,8 +157,13 @@ struct BenchSession {
             let roundTitle = settings.rounds > 1 ? "\(title) round \(round + 1)/\(settings.rounds)" : title
             for offset in 0..<cells.count {
                 let index = (offset + round) % cells.count
-                if let result = try await measure(cells[index], spec: spec, title: roundTitle) {
-                    results[index].append(result)
+                do {
+                    if let result = try await measure(cells[index], spec: spec, title: roundTitle) {
+                        results[index].append(result)
+                    }
+                } catch {
+                    // A server that fails in the middle of a run costs its row, not the run.
+                    results[index].append(failedRow(cells[index], spec: spec, error: error))
                 }
             }
         }
@@ -171,6 +177,20 @@ struct BenchSession {
             return median
         }
         return WorkloadResult(spec: spec, rows: rows, rounds: settings.rounds)
+    }
+
+    /// A row for a cell whose measurement could not run.
+    private func failedRow(_ cell: Cell, spec: WorkloadSpec, error: any Error) -> BenchResult {
+        let (label, kind, referenceFor): (String, TargetKind, String?) = switch cell {
+        case .swift(let target): (target.label, .swift, nil)
+        case .reference(let reference): (reference.label, .reference, reference.referenceFor)
+        case .redisBenchmark: ("redis-benchmark", .external, "redis")
+        }
+        return BenchResult(
+            target: label, kind: kind, referenceFor: referenceFor, calls: 0, keys: 0, seconds: 0,
+            latency: LatencySummary(makeLatencyHistogram()), hits: 0, misses: 0, errors: 1,
+            firstError: "not measured: " + describe(error), concurrency: spec.concurrency
+        )
     }
 
     private func measure(_ cell: Cell, spec: WorkloadSpec, title: String) async throws -> BenchResult? {
@@ -212,12 +232,7 @@ struct BenchSession {
             await reference.clear(keys: keys)
             return measurement
         case .redisBenchmark(let redis):
-            do {
-                return try await RedisBenchmarkTool.run(address: redis, spec: spec, clients: 50, progress: progress, title: title)
-            } catch {
-                Terminal.note("redis-benchmark: \(describe(error))")
-                return nil
-            }
+            return try await RedisBenchmarkTool.run(address: redis, spec: spec, clients: 50, progress: progress, title: title)
         }
     }
 

@@ -93,6 +93,9 @@ struct RunCommand: AsyncParsableCommand {
     @Flag(help: "Do not draw the progress line (it is drawn only on a terminal anyway).")
     var noProgress = false
 
+    @Flag(help: "Show the backends' own warnings (reconnects, timeouts) on standard error.")
+    var verbose = false
+
     // MARK: Run
 
     func run() async throws {
@@ -193,7 +196,7 @@ struct RunCommand: AsyncParsableCommand {
             kinds: kinds, redis: redisAddress, memcached: memcachedServers, spawnServers: spawnServers,
             reference: reference, sqliteDir: sqliteDir, connectTimeout: timeout, specs: specs,
             warmup: warmupDuration, seed: seed, rounds: rounds, format: format, chart: chart, pin: pinSpec,
-            progress: !noProgress, commandLine: CommandLine.arguments.map { RedisAddress.maskPassword($0) }.joined(separator: " ")
+            progress: !noProgress, verbose: verbose, commandLine: CommandLine.arguments.map { RedisAddress.maskPassword($0) }.joined(separator: " ")
         )
     }
 }
@@ -215,5 +218,6 @@ struct RunSettings: Sendable {
     var chart: String?
     var pin: PinSpec
     var progress: Bool
+    var verbose: Bool
     var commandLine: String
 }
