@@ -17,10 +17,11 @@ import Synchronization
 /// then overflow to the least loaded one, so light loads share round trips and heavy loads use
 /// every connection.
 ///
-/// **Automatic pipelining.** A connection's thread sends every command queued since its last
-/// round trip in one write and then reads all their replies, so commands issued concurrently by
-/// many tasks share round trips: throughput grows with concurrency although each connection
-/// waits for one round trip at a time.
+/// **Automatic pipelining.** A caller that finds its connection idle writes its request
+/// itself (a non-blocking `send`) and the connection's thread resumes it when the reply
+/// arrives: one thread hop. Otherwise the request is queued, and the thread writes every
+/// request queued since its last write at once between reading replies, so commands issued
+/// concurrently by many tasks share round trips.
 ///
 /// **Failures.** When a connection fails, the commands it had in flight fail with
 /// ``CacheError/Code/connectionFailed`` (or ``CacheError/Code/timeout`` when the server stopped

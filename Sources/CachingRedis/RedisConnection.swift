@@ -321,12 +321,14 @@ final class RedisConnection: @unchecked Sendable {
         }
         // Leaving: fail whatever is left and release the descriptors.
         pthread_mutex_lock(mutex)
-        let leftover = queue + Array(inflight)
+        let leftoverQueued = queue
+        let leftoverInFlight = Array(inflight)
         queue.removeAll()
         inflight.removeAll()
         socket = -1
         pthread_mutex_unlock(mutex)
-        fail(leftover, with: CacheError.closed("redis"), taken: false)
+        fail(leftoverQueued, with: CacheError.closed("redis"), taken: false)
+        fail(leftoverInFlight, with: CacheError.closed("redis"), taken: true)
         link.disconnect()
         connected.store(false, ordering: .relaxed)
         pthread_mutex_lock(mutex)

@@ -220,6 +220,39 @@ struct RedisBackendTests {
         }
     }
 
+    @Test func valuesLargerThanTheSocketBuffers() async throws {
+        // 16 MiB does not fit in the socket's send buffer: the caller's write is partial and
+        // the connection's thread finishes it when the socket is writable, while small calls
+        // queue behind it on the same connection.
+        try await withBackend(poolSize: 1) { backend, prefix in
+            let block = (0..<65536).map { UInt8(truncatingIfNeeded: $0 &* 7 &+ $0 >> 12) }
+            var big: [UInt8] = []
+            big.reserveCapacity(16 << 20)
+            for index in 0..<256 {
+                big.append(contentsOf: block)
+                big[big.count - 1 - index] = UInt8(index)  // no two blocks alike
+            }
+            let value = big
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask { try await backend.set(prefix + "big", to: value, ttl: .seconds(60)) }
+                for index in 0..<20 {
+                    group.addTask { try await backend.set(prefix + "small\(index)", to: [UInt8(index)], ttl: .seconds(60)) }
+                }
+                try await group.waitForAll()
+            }
+            let entry = try await backend.get(prefix + "big")
+            #expect(entry?.value.count == value.count)
+            #expect(entry?.value == value)
+            let smalls = try await backend.get((0..<20).map { prefix + "small\($0)" })
+            #expect(smalls.map { $0?.value } == (0..<20).map { [UInt8($0)] })
+            // Several large values in one pipelined batch.
+            let items = (0..<4).map { (key: prefix + "many\($0)", value: [UInt8](repeating: UInt8($0), count: 3 << 20)) }
+            try await backend.set(items, ttl: .seconds(60))
+            let many = try await backend.get(items.map(\.key))
+            #expect(many.map { $0?.value } == items.map(\.value))
+        }
+    }
+
     @Test func unusualKeys() async throws {
         try await withBackend { backend, prefix in
             let keys = [
