@@ -82,18 +82,37 @@ extension CacheFront {
         }
         let ttl = try effectiveTTL(ttl)
         guard isEnabled else { return try await compute() }
-        if let value: T = try await readThrough(storageKey) { return value }
+        let recheck: Bool
+        switch try await readThrough(storageKey, as: T.self) {
+        case .hit(let value): return value
+        case .miss: recheck = true
+        case .failed: recheck = false   // the backend is failing: don't ask it twice
+        }
         let front = self
         return try await shared.flights.run(key: storageKey) { () async throws -> T in
-            if let value: T = try await front.readThrough(storageKey, countMiss: false) { return value }
+            // Another flight for this key may have stored the value between our read and now.
+            if recheck, case .hit(let value) = try await front.readThrough(storageKey, as: T.self, countMiss: false) {
+                return value
+            }
             let value = try await compute()
             try await front.writeThrough(value, key: storageKey, ttl: ttl)
             return value
         }.value
     }
 
+    /// What a fail-open read found.
+    enum ReadResult<T> {
+        case hit(T)
+        case miss
+        case failed
+    }
+
     /// A read that counts hits and misses, evicts undecodable entries, and fails open.
-    func readThrough<T: Decodable & Sendable>(_ storageKey: String, countMiss: Bool = true) async throws -> T? {
+    func readThrough<T: Decodable & Sendable>(
+        _ storageKey: String,
+        as type: T.Type,
+        countMiss: Bool = true
+    ) async throws -> ReadResult<T> {
         let entry: CacheEntry?
         do {
             entry = try await backend.get(storageKey)
@@ -104,15 +123,15 @@ extension CacheFront {
                 "cache read failed; computing without the cache",
                 metadata: ["cache.backend": "\(backend.name)", "error": "\(error)"]
             )
-            return nil
+            return .failed
         }
         guard let entry else {
             if countMiss { shared.metrics.misses.increment() }
-            return nil
+            return .miss
         }
-        guard let value: T = await decodeOrEvict(entry.value, key: storageKey) else { return nil }
+        guard let value: T = await decodeOrEvict(entry.value, key: storageKey) else { return .miss }
         shared.metrics.hits.increment()
-        return value
+        return .hit(value)
     }
 
     /// A write that fails open.
