@@ -45,6 +45,9 @@ public final class RedisBackend: CacheBackend {
     public let configuration: RedisConfiguration
     private let connections: [RedisConnection]
     private let closed = Atomic<Bool>(false)
+    /// A number unique to this backend in the process, in its threads' names.
+    let serial: Int
+    private static let serials = Atomic<Int>(0)
 
     /// Creates a backend and starts its connections.
     ///
@@ -66,9 +69,11 @@ public final class RedisBackend: CacheBackend {
     public init(configuration: RedisConfiguration, logger: Logger = Logger(label: "swift-caching.redis")) throws(CacheError) {
         try configuration.validate()
         self.configuration = configuration
+        let serial = Self.serials.add(1, ordering: .relaxed).newValue
+        self.serial = serial
         var connections: [RedisConnection] = []
         for id in 0..<configuration.poolSize {
-            let connection = RedisConnection(id: id, configuration: configuration, logger: logger)
+            let connection = RedisConnection(id: id, backendSerial: serial, configuration: configuration, logger: logger)
             do {
                 try connection.start()
             } catch {

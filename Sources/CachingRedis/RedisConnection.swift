@@ -70,8 +70,13 @@ final class RedisConnection: @unchecked Sendable {
     /// A pipe that wakes the thread from `poll`: [read end, write end].
     private var wakePipe: (Int32, Int32) = (-1, -1)
 
-    init(id: Int, configuration: RedisConfiguration, logger: Logger) {
+    /// The thread's name, such as `redis3.0` (backend 3, connection 0), shown by `top -H` and
+    /// debuggers (at most 15 characters on Linux).
+    let threadName: String
+
+    init(id: Int, backendSerial: Int, configuration: RedisConfiguration, logger: Logger) {
         self.id = id
+        self.threadName = String("redis\(backendSerial).\(id)".prefix(15))
         self.configuration = configuration
         self.logger = logger
         mutex = .allocate(capacity: 1)
@@ -248,7 +253,7 @@ final class RedisConnection: @unchecked Sendable {
 
     private func threadMain() {
         _ = chiredis_block_sigpipe_on_this_thread()
-        chiredis_set_thread_name("redis-\(id)")
+        chiredis_set_thread_name(threadName)
         let link = RedisLink(connection: self)
         var closed = false
         while true {
@@ -315,9 +320,7 @@ final class RedisConnection: @unchecked Sendable {
                     continue
                 }
             }
-            if let oldest = currentOldest(), Monotonic.now() &- oldest >= link.commandTimeoutNanoseconds {
-                connectionLost(link, link.timeoutError())
-            }
+            // The oldest request's deadline is checked at the top of the loop (`pollTimeout`).
         }
         // Leaving: fail whatever is left and release the descriptors.
         pthread_mutex_lock(mutex)
@@ -345,12 +348,6 @@ final class RedisConnection: @unchecked Sendable {
         pthread_mutex_lock(mutex)
         defer { pthread_mutex_unlock(mutex) }
         return closing
-    }
-
-    private func currentOldest() -> UInt64? {
-        pthread_mutex_lock(mutex)
-        defer { pthread_mutex_unlock(mutex) }
-        return inflight.first?.sentAt
     }
 
     /// Hands one reply to the oldest request in flight, decoded as that request asks; resumes

@@ -330,3 +330,45 @@ struct RedisBackendTests {
         #expect(await cacheError { try await backend.ping() }?.code == .closed)
     }
 }
+
+/// Connection threads end when the backend is closed, or released without closing.
+@Suite(.enabled(if: TestEnvironment.sharedServerEnabled, "CACHING_REDIS_URL is not set or its server does not answer"))
+struct RedisThreadLifecycleTests {
+    /// How many of this process's threads belong to the backends numbered `serials` (Linux
+    /// only; nil elsewhere). Threads are named `redis<serial>.<connection>`.
+    private func threadCount(of serials: [Int]) -> Int? {
+        guard let tasks = try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/task") else { return nil }
+        let names = Set(serials.flatMap { serial in (0..<3).map { "redis\(serial).\($0)" } })
+        return tasks.filter { task in
+            let comm = (try? String(contentsOfFile: "/proc/self/task/\(task)/comm", encoding: .utf8)) ?? ""
+            return names.contains(comm.trimmingCharacters(in: .whitespacesAndNewlines))
+        }.count
+    }
+
+    @Test func closeAndReleaseEndTheThreads() async throws {
+        var configuration = try RedisConfiguration(url: try #require(TestEnvironment.sharedRedisURL))
+        configuration.poolSize = 3
+        var serials: [Int] = []
+        for _ in 0..<5 {
+            let backend = try RedisBackend(configuration: configuration, logger: testLogger)
+            serials.append(backend.serial)
+            try await backend.ping()
+            if let running = threadCount(of: [backend.serial]) { #expect(running == 3) }
+            try await backend.close()
+            if let left = threadCount(of: [backend.serial]) { #expect(left == 0, "close() left \(left) threads") }
+        }
+        do {
+            let released = try RedisBackend(configuration: configuration, logger: testLogger)
+            serials.append(released.serial)
+            try await released.ping()
+        }
+        // The released backend's threads stop on their own.
+        let deadline = ContinuousClock.now + .seconds(5)
+        var left = threadCount(of: serials) ?? 0
+        while left > 0 && ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(20))
+            left = threadCount(of: serials) ?? 0
+        }
+        #expect(left == 0, "\(left) connection threads are left")
+    }
+}
