@@ -320,6 +320,45 @@ struct RedisBackendTests {
         }
     }
 
+    @Test func repliesStayMatchedUnderCancellationAndMixedCommands() async throws {
+        // Many tasks on two connections, mixing single and multi-command requests, some of them
+        // cancelled at random: every call that completes must get its own key's answer.
+        try await withBackend(poolSize: 2) { backend, prefix in
+            let count = 400
+            try await backend.set((0..<count).map { (key: prefix + "m\($0)", value: Array("v\($0)".utf8)) }, ttl: .seconds(60))
+            let wrong = try await withThrowingTaskGroup(of: Int.self) { group in
+                var tasks: [Task<Int, any Error>] = []
+                for round in 0..<5 {
+                    for index in 0..<count {
+                        let task = Task<Int, any Error> {
+                            switch (index + round) % 4 {
+                            case 0:
+                                return try await backend.get(prefix + "m\(index)")?.value == Array("v\(index)".utf8) ? 0 : 1
+                            case 1:
+                                let pair = try await backend.get([prefix + "m\(index)", prefix + "none"])
+                                return pair.map { $0?.value } == [Array("v\(index)".utf8), nil] ? 0 : 1
+                            case 2:
+                                return try await backend.exists(prefix + "m\(index)") ? 0 : 1
+                            default:
+                                let n = try await backend.increment(prefix + "n\(index)", by: 1, ttl: .seconds(60))
+                                return n >= 1 && n <= 5 ? 0 : 1
+                            }
+                        }
+                        tasks.append(task)
+                        if index % 7 == 3 { task.cancel() }
+                    }
+                }
+                for task in tasks {
+                    group.addTask {
+                        do { return try await task.value } catch let error as CacheError where error.code == .cancelled { return 0 }
+                    }
+                }
+                return try await group.reduce(0, +)
+            }
+            #expect(wrong == 0, "\(wrong) calls got another call's answer")
+        }
+    }
+
     @Test func pingAndClose() async throws {
         let backend = try TestEnvironment.sharedBackend()
         let rtt = try await backend.ping()
