@@ -35,7 +35,9 @@ import Darwin
 /// requests fail at once with the last error.
 ///
 /// `@unchecked Sendable`: every property below the mutex is read and written only with
-/// `mutex` held; `pending`, `connected` and `roundTrips` are atomics; the rest is immutable.
+/// `mutex` held, except `wakePipe`, written once by ``start()`` before the thread exists and
+/// before any caller can reach the connection; `pending`, `connected` and `roundTrips` are
+/// atomics; the rest is immutable.
 final class RedisConnection: @unchecked Sendable {
     let id: Int
     let configuration: RedisConfiguration
