@@ -103,8 +103,9 @@ public final class MemcachedBackend: CacheBackend {
     }
 
     deinit {
+        // Without close(): let the threads finish their queues and end on their own.
         for serverConnections in connections {
-            for connection in serverConnections { connection.shutdown() }
+            for connection in serverConnections { connection.shutdown(join: false) }
         }
     }
 
