@@ -202,8 +202,20 @@ final class PrivateMemcached: @unchecked Sendable {
         _ = waitpid(pid, &status, 0)
     }
 
-    /// Freezes the server (SIGSTOP): connections stay open but nothing answers.
-    func pause() { if !stopped { kill(pid, SIGSTOP) } }
+    /// Freezes the server (SIGSTOP) and waits until the kernel reports it stopped:
+    /// connections stay open but nothing answers.
+    func pause() {
+        guard !stopped else { return }
+        kill(pid, SIGSTOP)
+        for _ in 0..<1000 where processState != "T" { usleep(1_000) }
+    }
+
+    /// The state letter in /proc/PID/stat (`T` when stopped), or `nil` off Linux.
+    private var processState: Character? {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+              let close = stat.lastIndex(of: ")") else { return nil }
+        return stat[stat.index(after: close)...].first { $0 != " " }
+    }
 
     /// Lets a paused server run again (SIGCONT).
     func resume() { if !stopped { kill(pid, SIGCONT) } }
