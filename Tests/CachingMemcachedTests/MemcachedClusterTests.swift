@@ -1,3 +1,4 @@
+import CLibmemcached
 import Caching
 @testable import CachingMemcached
 import Foundation
@@ -110,6 +111,19 @@ struct MemcachedClusterTests {
         #expect(try await backend.get(keysOnB[0]) == nil)
         let elapsed = ContinuousClock.now - started
         #expect(elapsed < .seconds(5), "operations with a server down took \(elapsed)")
+
+        // A new memcached on A's port: after the retry timeout A's keys work again (empty).
+        let restarted = try await PrivateMemcached.start(port: a.port)
+        defer { restarted.stop() }
+        var stored = false
+        let deadline = ContinuousClock.now + .seconds(5)
+        while !stored && ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(100))
+            stored = (try? await backend.set(keysOnA[0], to: bytes("again"), ttl: nil)) != nil
+        }
+        #expect(stored, "the restarted server was not used again")
+        #expect(try await backend.get(keysOnA[0])?.value == bytes("again"))
+        #expect(try await backend.get(keysOnA[1]) == nil)
         try await backend.close()
     }
 
@@ -213,6 +227,61 @@ struct MemcachedClusterTests {
         _ = try? await first.value
         a.resume()
         try await backend.close()
+    }
+}
+
+/// What libmemcached 1.1 itself does with a failed server, which is why the backend keeps its
+/// own health state per server.
+@Suite(.serialized, .enabled(if: TestEnvironment.runPrivateServerTests, "memcached is not on PATH"))
+struct LibmemcachedFailureBehaviourTests {
+    func handle(port: Int) throws -> MemcachedHandle {
+        var configuration = MemcachedBackend.Configuration(servers: [MemcachedServer(host: "127.0.0.1", port: port)])
+        configuration.connectTimeout = .milliseconds(200)
+        configuration.ioTimeout = .milliseconds(200)
+        configuration.retryTimeout = .seconds(5)
+        return try MemcachedHandle(server: configuration.servers[0], configuration: configuration)
+    }
+
+    @Test func aRefusedConnectIsBackedOffForTheRetryTimeout() async throws {
+        let port = try PrivateMemcached.freePort()
+        let handle = try handle(port: port)
+        let key = MemcachedKey(Array("k".utf8))
+        #expect(throws: MemcachedStatus.self) { _ = try handle.get([key]) }   // refused
+        let server = try await PrivateMemcached.start(port: port)
+        defer { server.stop() }
+        // The server is up now, but libmemcached does not try it until RETRY_TIMEOUT passes.
+        do {
+            _ = try handle.get([key])
+            Issue.record("libmemcached tried the server again within its retry timeout")
+        } catch {
+            #expect(error.code == MEMCACHED_SERVER_TEMPORARILY_DISABLED, "\(error)")
+        }
+        // What the backend does when its own retry time comes: end libmemcached's back-off.
+        handle.allowRetry()
+        let items = try handle.get([key])
+        #expect(items.count == 1 && items[0] == nil)
+    }
+
+    @Test func aServerThatStopsAnsweringIsNeverBackedOff() async throws {
+        let server = try await PrivateMemcached.start()
+        defer { server.stop() }
+        let handle = try handle(port: server.port)
+        let key = MemcachedKey(Array("k".utf8))
+        _ = try handle.get([key])        // connected
+        server.pause()
+        for _ in 0..<2 {
+            let started = ContinuousClock.now
+            do {
+                _ = try handle.get([key])
+                Issue.record("a get from a frozen server succeeded")
+            } catch {
+                // Each call waits the whole poll timeout again: libmemcached does not mark it.
+                #expect(error.code == MEMCACHED_TIMEOUT, "\(error)")
+                #expect(ContinuousClock.now - started >= .milliseconds(150))
+            }
+            handle.reset()
+        }
+        server.resume()
     }
 }
 

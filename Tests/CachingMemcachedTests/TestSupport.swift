@@ -138,10 +138,10 @@ final class PrivateMemcached: @unchecked Sendable {
 
     /// Starts `memcached -l 127.0.0.1 -p PORT -U 0` and waits (without blocking a thread)
     /// until it accepts connections.
-    static func start(extraArguments: [String] = []) async throws -> PrivateMemcached {
+    static func start(port fixedPort: Int? = nil, extraArguments: [String] = []) async throws -> PrivateMemcached {
         guard let executable = TestEnvironment.memcachedPath else { throw TestError("memcached is not on PATH") }
         for _ in 0..<5 {
-            let port = try freePort()
+            let port = try fixedPort ?? freePort()
             var arguments = [executable, "-l", "127.0.0.1", "-p", "\(port)", "-U", "0", "-m", "64", "-I", "2m"]
             if geteuid() == 0 { arguments += ["-u", "root"] }
             let pid = try spawn(arguments + extraArguments)
