@@ -390,6 +390,34 @@ func expectDecodingFailed(
         }
     }
 
+    @Test func numbersTakeTheirSmallestExactForm() throws {
+        let coder = BinaryCoder()
+        // Version byte + value; no trailer without fingerprinted keys.
+        #expect(try coder.encode(5) == [1, 5])
+        #expect(try coder.encode(-1) == [1, 0xFF])
+        #expect(try coder.encode(-33) == [1, 0xD4, 65])
+        #expect(try coder.encode(200) == [1, 0xD3, 0xC8, 0x01])
+        #expect(try coder.encode(Int8.min) == [1, 0xD4, 0xFF, 0x01])
+        #expect(try coder.encode(3.0) == [1, 0xDE, 0x60])  // zigzag(3) << 4 | 0
+        #expect(try coder.encode(0.873).count == 5)
+        #expect(try coder.encode(-12.5).count <= 4)
+        #expect(try coder.encode(Double.pi).count == 10)
+        #expect(try coder.encode(Double(Float(1.1))).count == 6)
+        var random = SplitMix64(seed: 99)
+        for _ in 0..<2_000 {
+            let decimal = Double(Int.random(in: -1_000_000...1_000_000, using: &random)) / 1_000
+            let any = Double(bitPattern: random.next())
+            #expect(try roundTrip(decimal, coder).bitPattern == decimal.bitPattern)
+            #expect(try roundTrip(any, coder).bitPattern == any.bitPattern)
+            #expect(try roundTrip(Float(decimal), coder) == Float(decimal))
+        }
+        // Integers and floating-point numbers read each other when the value is exact.
+        #expect(try coder.decode(Double.self, from: coder.encode(42)) == 42)
+        #expect(try coder.decode(Int.self, from: coder.encode(42.0)) == 42)
+        #expect(try coder.decode(Float.self, from: coder.encode(0.5)) == 0.5)
+        expectDecodingFailed { _ = try coder.decode(Int.self, from: coder.encode(42.5)) }
+    }
+
     @Test func roundTripsFloatBitPatterns() throws {
         let doubles: [Double] = [
             0, -0.0, 1, -1, 0.1, 97.25, .pi, .infinity, -.infinity, .nan, .leastNonzeroMagnitude,
@@ -431,7 +459,7 @@ func expectDecodingFailed(
         }
         // A cached nil is not the bytes of a missing value: it decodes, and as nil.
         let bytes = try BinaryCoder().encode(Optional<User>.none)
-        #expect(bytes.count == 3)
+        #expect(bytes == [1, 0xD0])
         #expect(try BinaryCoder().decode(User?.self, from: bytes) == nil)
     }
 
@@ -478,7 +506,7 @@ func expectDecodingFailed(
             #expect(try roundTrip(ContiguousArray<UInt8>([1, 2, 3]), coder) == [1, 2, 3])
         }
         // Bytes are a blob, not an array of varints: 1 tag + 2 length bytes + the bytes.
-        #expect(try BinaryCoder().encode(Array(repeating: UInt8(200), count: 1000)).count == 1 + 1 + 2 + 1000 + 1)
+        #expect(try BinaryCoder().encode(Array(repeating: UInt8(200), count: 1000)).count == 1 + 1 + 2 + 1000)
     }
 
     @Test func blobsDecodeAsArraysOfIntegersAndBack() throws {
@@ -492,7 +520,7 @@ func expectDecodingFailed(
     @Test func uuidIsCompactAndReadableAsString() throws {
         let coder = BinaryCoder()
         let id = Order.sample.id
-        #expect(try coder.encode(id).count == 1 + 17 + 1)
+        #expect(try coder.encode(id).count == 1 + 17)
         #expect(try coder.decode(String.self, from: coder.encode(id)) == id.uuidString)
         #expect(try coder.decode(UUID.self, from: coder.encode(id.uuidString)) == id)
         expectDecodingFailed { _ = try coder.decode(UUID.self, from: coder.encode("not a uuid")) }

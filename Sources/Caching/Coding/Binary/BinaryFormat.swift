@@ -45,6 +45,9 @@ enum BinaryFormat {
     static let some: UInt8 = 0xDC
     /// 16 raw bytes of a `UUID`.
     static let uuid: UInt8 = 0xDD
+    /// A `Double` written as a short decimal: a varint `zigzag(m) << 4 | e`, the value being
+    /// `Double(m) / 10^e` (an exact IEEE division), with `e` in 0...15.
+    static let decimal: UInt8 = 0xDE
     /// `0xE0...0xFF`: the integers -32...-1.
     static let negativeFixIntMin: UInt8 = 0xE0
 
@@ -119,7 +122,31 @@ enum BinaryFormat {
         UInt32(truncatingIfNeeded: hash)
     }
 
-    // MARK: Integers
+    // MARK: Numbers
+
+    /// Exact powers of ten for ``decimal`` values.
+    static let powersOfTen: [Double] = [
+        1, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+    ]
+
+    /// The shortest decimal form `(m, e)` of `value` with `e` in 0...7 that gives back exactly
+    /// `value`, if there is one: `97.25` is `(9725, 2)`, `3.0` is `(3, 0)`.
+    @inline(__always)
+    static func shortDecimal(_ value: Double) -> (mantissa: Int64, exponent: Int)? {
+        let magnitude = abs(value)
+        guard magnitude < 9.0e15, magnitude >= 1e-7 || value == 0, value.bitPattern != (-0.0).bitPattern else {
+            return nil
+        }
+        for exponent in 0...7 {
+            let scale = powersOfTen[exponent]
+            let scaled = (value * scale).rounded()
+            guard abs(scaled) < 9.0e15 else { return nil }
+            if scaled / scale == value {
+                return (Int64(scaled), exponent)
+            }
+        }
+        return nil
+    }
 
     @inline(__always)
     static func zigzag(_ value: Int64) -> UInt64 {
