@@ -104,6 +104,10 @@ extension PrivateServerTests {
                 #expect(try await backend.get(key)?.value == bytes(key))
                 try await backend.set(key, to: bytes("new"), ttl: nil)
             }
+            // Through a fail-open front, getOrSet computes the stopped server's keys and serves the other's.
+            let front = CacheFront(backend: backend, failOpen: true)
+            #expect(try await front.getOrSet(keysOnA[0]) { "computed" } == "computed")
+            #expect(try await front.get(keysOnB[0], as: [UInt8].self) == bytes("new"))
             // clear(prefix:) reports the server it could not reach, and still clears the other.
             do {
                 try await backend.clear(prefix: "stop:")
