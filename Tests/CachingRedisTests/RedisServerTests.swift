@@ -5,8 +5,9 @@ import Testing
 
 @testable import CachingRedis
 
-/// Tests on private servers that they configure, stop, pause or restart.
-@Suite(.enabled(if: TestEnvironment.privateServersEnabled, "redis-server is not on PATH"))
+/// Tests on private servers that they configure, stop, pause or restart. Serialized: several
+/// measure time (timeouts, a heartbeat), which other heavy tests of this suite would disturb.
+@Suite(.serialized, .enabled(if: TestEnvironment.privateServersEnabled, "redis-server is not on PATH"))
 struct RedisServerTests {
     private func configuration(_ server: RedisServerProcess, commandTimeout: Duration = .seconds(2)) -> RedisConfiguration {
         var configuration = RedisConfiguration(host: "127.0.0.1", port: server.port)
