@@ -113,6 +113,62 @@ final class Nesting: Decodable {
         expectDecodingFailed { _ = try coder.decode(User.self, from: bytes) }
     }
 
+    @Test func concurrentEncodingAndDecodingAreIndependent() async throws {
+        let coder = BinaryCoder()
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for task in 0..<8 {
+                group.addTask { () async throws -> Void in
+                    for i in 0..<1_000 {
+                        let user = User(id: task * 10_000 + i, name: "n\(i)", email: "e\(task)", score: Double(i) / 4, active: i % 2 == 0)
+                        let decodedUser = try coder.decode(User.self, from: coder.encode(user))
+                        #expect(decodedUser == user)
+                        let order = i % 50 == 0 ? Order.sample : nil
+                        let decodedOrder = try coder.decode(Order?.self, from: coder.encode(order))
+                        #expect(decodedOrder == order)
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+    }
+
+    @Test func anEncoderKeptPastEncodeToIsNotReused() throws {
+        final class Box: @unchecked Sendable {
+            // Set and read on one thread in this test only.
+            var encoder: (any Encoder)?
+            var decoder: (any Decoder)?
+        }
+        struct Leaky: Codable {
+            let box: Box
+            init(box: Box) { self.box = box }
+            init(from decoder: any Decoder) throws {
+                box = Box()
+                box.decoder = decoder
+                _ = try decoder.singleValueContainer().decode(Int.self)
+            }
+            func encode(to encoder: any Encoder) throws {
+                box.encoder = encoder
+                var container = encoder.singleValueContainer()
+                try container.encode(1)
+            }
+        }
+        let box = Box()
+        let coder = BinaryCoder()
+        let leaky = try coder.encode(Leaky(box: box))
+        // The writer the leaked encoder holds must not serve the next encoding.
+        let bytes = try coder.encode(User.sample)
+        var stale = try #require(box.encoder).singleValueContainer()
+        #expect(throws: (any Error).self) { try stale.encode(2) }
+        #expect(try coder.decode(User.self, from: bytes) == User.sample)
+        #expect(try coder.encode(User.sample) == bytes)
+        let decoded = try coder.decode(Leaky.self, from: leaky)
+        #expect(try coder.decode(User.self, from: bytes) == User.sample)
+        let staleDecoder = try #require(decoded.box.decoder)
+        #expect(try staleDecoder.singleValueContainer().decode(Int.self) == 1)
+        #expect(throws: (any Error).self) { try staleDecoder.container(keyedBy: DynamicKey.self) }
+        #expect(try coder.decode(User.self, from: bytes) == User.sample)
+    }
+
     @Test func seededRandomInputsNeverCrash() throws {
         var random = SplitMix64(seed: 0x5EED_CAC4E)
         let samples: [[UInt8]] = [

@@ -113,9 +113,10 @@ public struct BinaryCoder: Coder {
     ///   its encoder in a way this format cannot represent (see ``BinaryCoder``), or nests
     ///   deeper than ``maxDepth``.
     public func encode<T: Encodable>(_ value: T) throws -> [UInt8] {
-        let writer = BinaryWriter(
+        var writer = BinaryWriter.make(
             fingerprintKeys: keyEncoding == .fingerprinted, maxDepth: maxDepth, userInfo: userInfo
         )
+        defer { BinaryWriter.recycle(&writer) }
         do {
             try writer.writeValue(value, key: nil)
             return try writer.finish()
@@ -141,7 +142,8 @@ public struct BinaryCoder: Coder {
         guard version == BinaryFormat.version else {
             throw CacheError(.decodingFailed, "BinaryCoder cannot decode \(T.self): \(Self.describeVersion(bytes))")
         }
-        let reader = BinaryReader(bytes: bytes, maxDepth: maxDepth, userInfo: userInfo)
+        var reader = BinaryReader.make(bytes: bytes, maxDepth: maxDepth, userInfo: userInfo)
+        defer { BinaryReader.recycle(&reader) }
         do {
             let (value, end) = try reader.readValue(type, at: 1, key: nil)
             try reader.verifyTrailer(at: end)
