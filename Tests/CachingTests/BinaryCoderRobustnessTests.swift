@@ -94,6 +94,38 @@ final class Nesting: Decodable {
         #expect(throws: CacheError.self) { try coder.encode(Tree.deep(300)) }
     }
 
+    @Test func nestedContainersClaimingTheWholeInputThrowQuickly() throws {
+        // 200 nested containers each claim 2^20 entries, and 2 MiB of filler could hold that
+        // many for one of them. The decoder must not reserve room for 2^20 entries at every
+        // level (1.6 GB) before finding out that they cannot all exist.
+        final class Chain: Codable {
+            var next: Chain?
+        }
+        let fingerprint = try coder.encode(Chain())[2]
+        var bytes: [UInt8] = [1]
+        for _ in 0..<200 {
+            bytes += [0xD9, 0x80, 0x80, 0x40, 0x00, fingerprint]  // 2^20 entries, salt 0, key "next"
+        }
+        bytes.append(0xD0)
+        bytes += Array(repeating: 0x00, count: 1 << 21)
+        func peakMemory() -> Int {
+            var usage = rusage()
+            #if os(Linux)
+            getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &usage)
+            return usage.ru_maxrss * 1024  // KiB on Linux
+            #else
+            getrusage(RUSAGE_SELF, &usage)
+            return usage.ru_maxrss  // bytes on Darwin
+            #endif
+        }
+        let peakBefore = peakMemory()
+        let clock = ContinuousClock()
+        let start = clock.now
+        expectDecodingFailed { _ = try coder.decode(Chain.self, from: bytes) }
+        #expect(clock.now - start < .seconds(30))
+        #expect(peakMemory() - peakBefore < 512 << 20, "peak memory grew by \((peakMemory() - peakBefore) >> 20) MiB")
+    }
+
     @Test func invalidUTF8AndUnknownTagsThrow() throws {
         expectDecodingFailed { _ = try coder.decode(String.self, from: [1, 0xB2, 0xC3, 0x28]) }
         expectDecodingFailed { _ = try coder.decode(Bag.self, from: [1, 0x91, 0xF0, 0x01, 0xFF, 0x01]) }

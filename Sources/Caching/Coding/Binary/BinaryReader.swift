@@ -607,18 +607,28 @@ final class BinaryReader {
             throw mismatch([String: Any].self, expected: "a keyed container", found: tag, at: position)
         }
         guard count <= (bytes.count - p) / 2 else { throw truncated(p) }
-        let slotBase = slots.count
-        slots.append(contentsOf: repeatElement(0, count: count))
         var frame = Frame(
             kind: .keyed, serial: nextSerial, valuePosition: position, count: count, entriesStart: p,
-            fingerprinted: fingerprinted, salt: salt, hasNamed: hasNamed, blob: false, slotBase: slotBase,
+            fingerprinted: fingerprinted, salt: salt, hasNamed: hasNamed, blob: false, slotBase: slots.count,
             pathEnd: path.count
         )
         if count == 0 { frame.end = p }
         nextSerial &+= 1
         frames.append(frame)
-        return frames.count - 1
+        let frameIndex = frames.count - 1
+        if count > Self.unprovenSlotLimit {
+            // Nested containers each claiming most of the remaining input would otherwise make
+            // the slots grow with depth times input size: parse the entries first, so that
+            // slots are only ever made for entries that exist.
+            try buildIndex(frameIndex)
+        }
+        slots.append(contentsOf: repeatElement(0, count: count))
+        return frameIndex
     }
+
+    /// Keyed containers of at most this many entries get their slots before their entries are
+    /// parsed; this bounds that memory by `maxDepth` times this limit.
+    static let unprovenSlotLimit = 64
 
     @inline(__always)
     func validate(_ frame: Int, _ serial: Int) throws {
