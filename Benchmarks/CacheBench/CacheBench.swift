@@ -52,7 +52,7 @@ enum CacheBenchMain {
             }
             Terminal.clearProgress()
             Terminal.writeError("cache-bench: error: \(oneLine(describe(error)))")
-            exit(1)
+            exit((error as? BenchError)?.isUsage == true ? 64 : 1)
         }
     }
 
@@ -85,6 +85,18 @@ func describe(_ error: any Error) -> String {
 /// An error that ends the run with a one-line message.
 struct BenchError: Error, CustomStringConvertible {
     var message: String
+    /// A mistake in the command line (exit status 64) rather than a failure while running (1).
+    var isUsage = false
     init(_ message: String) { self.message = message }
     var description: String { message }
+
+    /// Runs `body`, marking the `BenchError`s it throws as command-line mistakes.
+    static func usage<T>(_ body: () throws -> T) throws -> T {
+        do {
+            return try body()
+        } catch var error as BenchError {
+            error.isUsage = true
+            throw error
+        }
+    }
 }

@@ -37,6 +37,12 @@ struct EvictionCommand: AsyncParsableCommand {
     var format: OutputFormat = .table
 
     func run() async throws {
+        let scan = try BenchError.usage { try validated() }
+        try await simulate(scanLength: scan)
+    }
+
+    /// Checks the options; returns the scan length.
+    private func validated() throws -> Int {
         guard keys >= 1, keys <= 50_000_000 else { throw BenchError("--keys must be between 1 and 50,000,000 (got \(keys))") }
         guard capacity >= 1, capacity <= 10_000_000 else { throw BenchError("--capacity must be between 1 and 10,000,000 (got \(capacity))") }
         guard requests >= 1, requests <= 100_000_000 else { throw BenchError("--requests must be between 1 and 100,000,000 (got \(requests))") }
@@ -46,6 +52,10 @@ struct EvictionCommand: AsyncParsableCommand {
         if let shards, shards < 1 || shards > 4096 || shards & (shards - 1) != 0 {
             throw BenchError("--shards must be a power of two between 1 and 4096 (got \(shards))")
         }
+        return scan
+    }
+
+    private func simulate(scanLength scan: Int) async throws {
         Cleanup.shared.installSignalHandlers()
         let progress = ProgressLine(enabled: true)
         defer { progress.stop() }

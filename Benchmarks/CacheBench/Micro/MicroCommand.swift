@@ -40,10 +40,13 @@ struct MicroCommand: AsyncParsableCommand {
     var pin: String = "none"
 
     func run() async throws {
-        let perRound = try parseDuration(duration, what: "--duration")
-        guard (1...99).contains(rounds) else { throw BenchError("--rounds must be between 1 and 99 (got \(rounds))") }
-        guard (1...10_000_000).contains(keys) else { throw BenchError("--keys must be between 1 and 10,000,000 (got \(keys))") }
-        if pin != "none" { try CPUPlacement.pin(to: try CPUPlacement.parseList(pin)) }
+        let (perRound, cpus) = try BenchError.usage { () throws -> (Duration, [Int]?) in
+            let perRound = try parseDuration(duration, what: "--duration")
+            guard (1...99).contains(rounds) else { throw BenchError("--rounds must be between 1 and 99 (got \(rounds))") }
+            guard (1...10_000_000).contains(keys) else { throw BenchError("--keys must be between 1 and 10,000,000 (got \(keys))") }
+            return (perRound, pin == "none" ? nil : try CPUPlacement.parseList(pin))
+        }
+        if let cpus { try CPUPlacement.pin(to: cpus) }
         Cleanup.shared.installSignalHandlers()
         let bench = MicroBench(perRound: perRound, rounds: rounds, keyCount: keys)
         let report = try await bench.run()

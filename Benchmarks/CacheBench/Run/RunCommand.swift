@@ -99,7 +99,7 @@ struct RunCommand: AsyncParsableCommand {
     // MARK: Run
 
     func run() async throws {
-        let settings = try validatedSettings()
+        let settings = try BenchError.usage { try validatedSettings() }
         Cleanup.shared.installSignalHandlers()
         var session = BenchSession(settings: settings)
         try await session.run()
