@@ -189,11 +189,11 @@ public final class InMemoryBackend: CacheBackend, @unchecked Sendable {
         shards + (Int(truncatingIfNeeded: UInt(bitPattern: hash) &>> shardShift) & shardMask)
     }
 
-    /// The hash of a valid key.
+    /// The hash of a valid key: Swift's seeded `hashValue` (see `KeyBytes`).
     ///
-    /// It is Swift's seeded hash (SipHash), which differs between processes: fine for placing
-    /// keys in this process's tables, and it keeps them safe from keys crafted to collide. It
-    /// is never used to build a stored or shared key.
+    /// The seed differs between processes: fine for placing keys in this process's tables, and
+    /// it keeps them safe from keys crafted to collide. It is never used to build a stored or
+    /// shared key.
     @inline(__always)
     private func hash(_ key: String) throws(CacheError) -> Int {
         guard !key.isEmpty else {

@@ -1,5 +1,38 @@
 import DequeModule
 
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Keys are compared as their UTF-8 bytes, as Redis, memcached and SQLite compare them, and as
+/// ``InMemoryBackend/clear(prefix:)`` matches them. Swift's `String ==` uses Unicode canonical
+/// equivalence instead, which would make `"caf\u{E9}"` and `"cafe\u{301}"` one key here and two
+/// keys everywhere else.
+///
+/// The hash is still `String.hashValue` (seeded SipHash over the normalized form; the fastest
+/// string hash the standard library offers): byte-equal keys are canonically equal, so they
+/// hash alike, and the rare equivalent-but-different keys merely share a probe sequence.
+enum KeyBytes {
+    /// Whether `a` and `b` have the same UTF-8 bytes.
+    @inline(__always)
+    static func equal(_ a: String, _ b: String) -> Bool {
+        let count = a.utf8.count
+        guard count == b.utf8.count else { return false }
+        let fast: Bool?? = a.utf8.withContiguousStorageIfAvailable { pa in
+            b.utf8.withContiguousStorageIfAvailable { pb in
+                guard let x = pa.baseAddress, let y = pb.baseAddress else { return count == 0 }
+                return memcmp(x, y, count) == 0
+            }
+        }
+        if let fast, let fast { return fast }
+        return a.utf8.elementsEqual(b.utf8)
+    }
+}
+
 /// The limits of one shard: its part of the backend's limits, and the S3-FIFO queue sizes.
 struct ShardLimits: Sendable {
     /// The most entries the shard holds.
@@ -394,7 +427,7 @@ struct ShardState {
         while true {
             let bucket = table[b]
             if bucket.slot < 0 { return -1 }
-            if bucket.hash == hash && slots[Int(bucket.slot)].key == key { return Int(bucket.slot) }
+            if bucket.hash == hash && KeyBytes.equal(slots[Int(bucket.slot)].key, key) { return Int(bucket.slot) }
             b = (b &+ 1) & tableMask
         }
     }
