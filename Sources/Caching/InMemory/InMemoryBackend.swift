@@ -62,8 +62,6 @@ public final class InMemoryBackend: CacheBackend, @unchecked Sendable {
     /// The clock that TTLs are measured on.
     public let clock: any CacheClock
 
-    /// With the system clock, how far its coarse reading may lag (ns); -1 otherwise.
-    private let coarseLag: Int64
     /// `shardCount` mutexes, allocated once: indexing them costs no reference counting.
     private let shards: UnsafeMutablePointer<Mutex<ShardState>>
     /// `64 - log2(shardCount)`: a shard is picked by the top bits of the key's hash, and a
@@ -108,8 +106,8 @@ public final class InMemoryBackend: CacheBackend, @unchecked Sendable {
     /// - Parameters:
     ///   - maxEntries: the most entries to hold; at least 1.
     ///   - maxBytes: the most bytes of keys (UTF-8) and values to hold; at least 1.
-    ///   - maxValueSize: the largest value to accept, at most `maxBytes`. `nil` picks a
-    ///     sixteenth of `maxBytes`, but at least 1 MiB (or `maxBytes` if smaller): 4 MiB with
+    ///   - maxValueSize: the largest value to accept, at most `maxBytes`. `nil` picks
+    ///     `maxBytes / shardCount`, but at least 1 MiB (or `maxBytes` if smaller): 4 MiB with
     ///     the defaults.
     ///   - shardCount: how many independently locked shards to use; a power of two from 1 to
     ///     4096. Fewer are used when a shard would get fewer than 256 entries or fewer bytes
@@ -141,7 +139,7 @@ public final class InMemoryBackend: CacheBackend, @unchecked Sendable {
                 "shardCount is \(shardCount); it must be a power of two between 1 and 4096, such as 16"
             )
         }
-        let valueLimit = maxValueSize ?? max(min(maxBytes, 1 << 20), maxBytes / 16)
+        let valueLimit = maxValueSize ?? min(maxBytes, max(1 << 20, maxBytes / shardCount))
         var shards = shardCount
         while shards > 1 && (maxEntries / shards < Self.minEntriesPerShard || maxBytes / shards < valueLimit) {
             shards /= 2
@@ -163,7 +161,6 @@ public final class InMemoryBackend: CacheBackend, @unchecked Sendable {
         self.shardMask = shardCount - 1
         self.shardShift = UInt(64 - shardCount.trailingZeroBitCount)
         self.clock = clock
-        self.coarseLag = clock is SystemCacheClock ? SystemCacheClock.coarseLagNanoseconds() ?? -1 : -1
         let shards = UnsafeMutablePointer<Mutex<ShardState>>.allocate(capacity: shardCount)
         for i in 0..<shardCount {
             let entries = maxEntries / shardCount + (i < maxEntries % shardCount ? 1 : 0)
@@ -249,10 +246,9 @@ public final class InMemoryBackend: CacheBackend, @unchecked Sendable {
     func getNow(_ key: String) throws(CacheError) -> CacheEntry? {
         let hash = try hash(key)
         let clock = self.clock
-        let coarseLag = self.coarseLag
         let found = try shard(hash).pointee.withLock { (state) throws(CacheError) in
             guard !state.closed else { throw closedError }
-            return state.get(key, hash: hash, clock: clock, coarseLag: coarseLag)
+            return state.get(key, hash: hash, clock: clock)
         }
         guard let found else { return nil }
         return entry(found.value, remaining: found.remaining)

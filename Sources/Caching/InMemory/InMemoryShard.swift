@@ -195,14 +195,8 @@ struct ShardState {
 
     /// The value of `key` and its remaining TTL in milliseconds (-1: never expires), counting a
     /// hit or a miss. An expired entry is removed.
-    ///
-    /// - Parameter coarseLag: for the system clock, how far its coarse reading may lag
-    ///   (nanoseconds): an entry whose expiry is past the coarse upper bound is live without a
-    ///   precise reading, and its remaining TTL is reported from that bound. -1 for other clocks.
     @inline(__always)
-    mutating func get(
-        _ key: String, hash: Int, clock: any CacheClock, coarseLag: Int64
-    ) -> (value: [UInt8], remaining: Int64)? {
+    mutating func get(_ key: String, hash: Int, clock: any CacheClock) -> (value: [UInt8], remaining: Int64)? {
         let i = find(key, hash: hash)
         guard i >= 0 else {
             misses &+= 1
@@ -211,19 +205,12 @@ struct ShardState {
         let expiresAt = slots[i].expiresAt
         var remaining: Int64 = -1
         if expiresAt != .max {
-            var now = Int64.min
-            if coarseLag >= 0 {
-                let upperBound = SystemCacheClock.coarseUpperBound(lagNanoseconds: coarseLag)
-                if expiresAt > upperBound { now = upperBound }
-            }
-            if now == .min {
-                now = clock.now()
-                if expiresAt <= now {
-                    remove(i)
-                    expirations &+= 1
-                    misses &+= 1
-                    return nil
-                }
+            let now = clock.now()
+            if expiresAt <= now {
+                remove(i)
+                expirations &+= 1
+                misses &+= 1
+                return nil
             }
             remaining = expiresAt &- now
         }
