@@ -105,7 +105,6 @@ private final class WorkerState: @unchecked Sendable {
     private let cond: UnsafeMutablePointer<pthread_cond_t>
     private var jobs: [Job] = []
     private var stopping = false
-    private var running = false
     private var thread: pthread_t?
 
     init() {
@@ -144,7 +143,6 @@ private final class WorkerState: @unchecked Sendable {
         pthread_mutex_lock(mutex)
         if rc == 0 {
             thread = tid
-            running = true
         } else {
             // No thread: every job will be refused with `closed`.
             Unmanaged<ThreadContext>.fromOpaque(context).release()
@@ -163,14 +161,20 @@ private final class WorkerState: @unchecked Sendable {
         return true
     }
 
+    /// Stops taking jobs, lets queued ones finish, and joins the thread (once; later calls do nothing).
     func stop() {
         pthread_mutex_lock(mutex)
         stopping = true
         pthread_cond_signal(cond)
-        let toJoin = running && thread.map { pthread_equal($0, pthread_self()) == 0 } == true ? thread : nil
-        running = false
+        let toJoin = thread
+        thread = nil
         pthread_mutex_unlock(mutex)
-        if let toJoin { pthread_join(toJoin, nil) } else if let thread { pthread_detach(thread) }
+        guard let toJoin else { return }
+        if pthread_equal(toJoin, pthread_self()) != 0 {
+            pthread_detach(toJoin)   // the last reference went away inside a job: the loop ends by itself
+        } else {
+            pthread_join(toJoin, nil)
+        }
     }
 
     /// The thread's loop: take every queued job, run them in order, repeat.

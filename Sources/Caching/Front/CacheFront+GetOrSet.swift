@@ -1,0 +1,151 @@
+/// Read-through caching: `getOrSet` and the function wrapper `cached`.
+extension CacheFront {
+    /// The value under `key`, or the result of `compute`, stored for next time.
+    ///
+    /// ```swift
+    /// let user = try await users.getOrSet("42", ttl: .seconds(60)) { try await db.user(42) }
+    /// ```
+    ///
+    /// - Concurrent misses for the same key in this process run `compute` once and share its
+    ///   result (single-flight).
+    /// - A thrown error is passed to the callers then waiting and is not cached.
+    /// - A `nil` result of an optional `T` is cached, and told apart from a miss.
+    /// - With ``failOpen`` (the default), a backend failure on the read or the write is logged
+    ///   and counted, and the computed value is returned; otherwise it is thrown.
+    ///
+    /// - Parameters:
+    ///   - key: the key inside this front's scope.
+    ///   - ttl: how long to keep a computed value; `nil` uses ``defaultTTL``.
+    ///   - compute: makes the value on a miss.
+    /// - Throws: what `compute` throws; ``CacheError`` for an empty key or a bad TTL, and for
+    ///   backend failures when ``failOpen`` is off.
+    public func getOrSet<T: Codable & Sendable>(
+        _ key: String,
+        ttl: Duration? = nil,
+        compute: @escaping @Sendable () async throws -> T
+    ) async throws -> T {
+        try await getOrSet(storageKey: try storageKey(key), ttl: ttl, compute: compute)
+    }
+
+    /// Wraps `body` in a function with the same signature that caches its results by arguments:
+    /// the Swift counterpart of fastapi-cache's `@cache` decorator.
+    ///
+    /// ```swift
+    /// let user = users.cached(ttl: .seconds(60)) { (id: Int) async throws -> User in
+    ///     try await db.user(id)
+    /// }
+    /// let alice = try await user(1)        // computed, stored
+    /// let again = try await user(1)        // from the cache
+    /// ```
+    ///
+    /// The key comes from ``keyBuilder`` with the function's identity and the arguments (see
+    /// ``CacheCall``). Every call behaves as ``getOrSet(_:ttl:compute:)``: single-flight,
+    /// errors not cached, fail-open by default.
+    ///
+    /// - Parameters:
+    ///   - ttl: how long to keep results; `nil` uses ``defaultTTL``.
+    ///   - name: the function's identity in keys. Give one for keys that survive code edits
+    ///     and are shared by different builds; by default it is the call site
+    ///     (`file:function:line`), which changes when the code moves.
+    ///   - body: the function to cache. Its arguments must be `Encodable`, its result `Codable`.
+    public func cached<each Argument: Encodable & Sendable, Result: Codable & Sendable>(
+        ttl: Duration? = nil,
+        name: String? = nil,
+        fileID: String = #fileID,
+        function: String = #function,
+        line: Int = #line,
+        _ body: @escaping @Sendable (repeat each Argument) async throws -> Result
+    ) -> @Sendable (repeat each Argument) async throws -> Result {
+        let identity = name ?? "\(fileID):\(function):\(line)"
+        let front = self
+        return { (argument: repeat each Argument) async throws -> Result in
+            var arguments: [CacheArgument] = []
+            for value in repeat each argument {
+                arguments.append(try CacheArgument(value))
+            }
+            let call = CacheCall(scope: front.scope, function: identity, arguments: arguments)
+            let key = front.keyBuilder.key(for: call)
+            return try await front.getOrSet(storageKey: key, ttl: ttl) {
+                try await body(repeat each argument)
+            }
+        }
+    }
+
+    /// `getOrSet` for a key that is already a full storage key (from a ``KeyBuilder``).
+    func getOrSet<T: Codable & Sendable>(
+        storageKey: String,
+        ttl: Duration?,
+        compute: @escaping @Sendable () async throws -> T
+    ) async throws -> T {
+        guard !storageKey.isEmpty else {
+            throw CacheError(.invalidKey, "the key builder returned an empty key; return a non-empty key that starts with call.scope")
+        }
+        let ttl = try effectiveTTL(ttl)
+        guard isEnabled else { return try await compute() }
+        let recheck: Bool
+        switch try await readThrough(storageKey, as: T.self) {
+        case .hit(let value): return value
+        case .miss: recheck = true
+        case .failed: recheck = false   // the backend is failing: don't ask it twice
+        }
+        let front = self
+        return try await shared.flights.run(key: storageKey) { () async throws -> T in
+            // Another flight for this key may have stored the value between our read and now.
+            if recheck, case .hit(let value) = try await front.readThrough(storageKey, as: T.self, countMiss: false) {
+                return value
+            }
+            let value = try await compute()
+            try await front.writeThrough(value, key: storageKey, ttl: ttl)
+            return value
+        }.value
+    }
+
+    /// What a fail-open read found.
+    enum ReadResult<T> {
+        case hit(T)
+        case miss
+        case failed
+    }
+
+    /// A read that counts hits and misses, evicts undecodable entries, and fails open.
+    func readThrough<T: Decodable & Sendable>(
+        _ storageKey: String,
+        as type: T.Type,
+        countMiss: Bool = true
+    ) async throws -> ReadResult<T> {
+        let entry: CacheEntry?
+        do {
+            entry = try await backend.get(storageKey)
+        } catch {
+            shared.metrics.readErrors.increment()
+            guard failOpen else { throw error }
+            logger.warning(
+                "cache read failed; computing without the cache",
+                metadata: ["cache.backend": "\(backend.name)", "error": "\(error)"]
+            )
+            return .failed
+        }
+        guard let entry else {
+            if countMiss { shared.metrics.misses.increment() }
+            return .miss
+        }
+        guard let value: T = await decodeOrEvict(entry.value, key: storageKey) else { return .miss }
+        shared.metrics.hits.increment()
+        return .hit(value)
+    }
+
+    /// A write that fails open.
+    func writeThrough<T: Encodable & Sendable>(_ value: T, key storageKey: String, ttl: Duration?) async throws {
+        do {
+            let bytes = try encode(value, key: storageKey)
+            try await backend.set(storageKey, to: bytes, ttl: ttl)
+        } catch {
+            shared.metrics.writeErrors.increment()
+            guard failOpen else { throw error }
+            logger.warning(
+                "cache write failed; returning the computed value uncached",
+                metadata: ["cache.backend": "\(backend.name)", "error": "\(error)"]
+            )
+        }
+    }
+}

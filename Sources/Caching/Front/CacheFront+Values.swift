@@ -1,0 +1,224 @@
+/// Typed reads and writes.
+extension CacheFront {
+    /// The value stored under `key`, or `nil` on a miss.
+    ///
+    /// ```swift
+    /// let user: User? = try await users.get("42", as: User.self)
+    /// ```
+    /// A stored value that cannot be decoded as `T` counts as a miss and is removed.
+    /// To cache "no value" and tell it from a miss, ask for an optional type:
+    /// `get("k", as: User?.self)` returns `.some(nil)` for a stored `nil`.
+    /// - Throws: ``CacheError`` when the backend fails or `key` is empty.
+    public func get<T: Decodable & Sendable>(_ key: String, as type: T.Type = T.self) async throws -> T? {
+        try await getWithTTL(key, as: type)?.value
+    }
+
+    /// The value stored under `key` and its remaining TTL (`nil`: never expires), or `nil` on a miss.
+    ///
+    /// ```swift
+    /// if let (user, ttl) = try await users.getWithTTL("42", as: User.self) { ... }
+    /// ```
+    /// - Throws: ``CacheError`` when the backend fails or `key` is empty.
+    public func getWithTTL<T: Decodable & Sendable>(
+        _ key: String,
+        as type: T.Type = T.self
+    ) async throws -> (value: T, ttl: Duration?)? {
+        let storageKey = try storageKey(key)
+        guard isEnabled else { return nil }
+        guard let entry = try await backend.get(storageKey) else {
+            shared.metrics.misses.increment()
+            return nil
+        }
+        guard let value: T = await decodeOrEvict(entry.value, key: storageKey) else { return nil }
+        shared.metrics.hits.increment()
+        return (value, entry.ttl)
+    }
+
+    /// Stores `value` under `key`.
+    ///
+    /// ```swift
+    /// try await users.set(user, forKey: "42", ttl: .seconds(60))
+    /// ```
+    /// - Parameters:
+    ///   - ttl: how long to keep it; `nil` uses ``defaultTTL``.
+    /// - Throws: ``CacheError/Code/invalidTTL`` for a zero or negative TTL,
+    ///   ``CacheError/Code/valueTooLarge`` over ``maxValueSize``, ``CacheError/Code/encodingFailed``,
+    ///   or the backend's error. Nothing is stored when it throws.
+    public func set<T: Encodable & Sendable>(_ value: T, forKey key: String, ttl: Duration? = nil) async throws {
+        let storageKey = try storageKey(key)
+        let ttl = try effectiveTTL(ttl)
+        let bytes = try encode(value, key: storageKey)
+        guard isEnabled else { return }
+        try await backend.set(storageKey, to: bytes, ttl: ttl)
+    }
+
+    /// Removes `key`; returns whether it was there.
+    @discardableResult
+    public func delete(_ key: String) async throws -> Bool {
+        let storageKey = try storageKey(key)
+        guard isEnabled else { return false }
+        return try await backend.delete(storageKey)
+    }
+
+    /// Whether `key` holds a live entry.
+    public func exists(_ key: String) async throws -> Bool {
+        let storageKey = try storageKey(key)
+        guard isEnabled else { return false }
+        return try await backend.exists(storageKey)
+    }
+
+    /// Stores `value` only if `key` holds nothing; returns whether it stored it.
+    ///
+    /// Atomic on every backend of swift-caching, so it can serve as a simple lock:
+    /// ```swift
+    /// if try await jobs.add("nightly-report", value: hostname, ttl: .seconds(600)) { try await runReport() }
+    /// ```
+    public func add<T: Encodable & Sendable>(_ key: String, value: T, ttl: Duration? = nil) async throws -> Bool {
+        let storageKey = try storageKey(key)
+        let ttl = try effectiveTTL(ttl)
+        let bytes = try encode(value, key: storageKey)
+        guard isEnabled else { return false }
+        return try await backend.add(storageKey, value: bytes, ttl: ttl)
+    }
+
+    /// Adds `delta` to the counter at `key` and returns the new value; a missing counter starts at 0.
+    ///
+    /// ```swift
+    /// let hits = try await stats.increment("page:/home", ttl: .seconds(3600))
+    /// ```
+    /// A new counter gets `ttl` (or the default); an existing one keeps its expiry. Counters are
+    /// stored as decimal text: read one with `get(key, as: String.self)`.
+    /// - Throws: ``CacheError/Code/notANumber`` when the key holds something else.
+    public func increment(_ key: String, by delta: Int64 = 1, ttl: Duration? = nil) async throws -> Int64 {
+        let storageKey = try storageKey(key)
+        let ttl = try effectiveTTL(ttl)
+        return try await backend.increment(storageKey, by: delta, ttl: ttl)
+    }
+
+    /// Gives `key` a new TTL (`nil`: the default); returns whether the key was there.
+    @discardableResult
+    public func touch(_ key: String, ttl: Duration? = nil) async throws -> Bool {
+        let storageKey = try storageKey(key)
+        let ttl = try effectiveTTL(ttl)
+        guard isEnabled else { return false }
+        return try await backend.touch(storageKey, ttl: ttl)
+    }
+
+    /// The values for `keys`, in the same order, `nil` for each miss, in one backend round trip
+    /// where the backend supports it.
+    ///
+    /// ```swift
+    /// let found = try await users.get(["1", "2", "3"], as: User.self)   // [User?]
+    /// ```
+    public func get<T: Decodable & Sendable>(_ keys: [String], as type: T.Type = T.self) async throws -> [T?] {
+        let storageKeys = try keys.map { key throws(CacheError) in try storageKey(key) }
+        guard isEnabled else { return Array(repeating: nil, count: keys.count) }
+        let entries = try await backend.get(storageKeys)
+        guard entries.count == storageKeys.count else {
+            throw CacheError(.internalError, "the \(backend.name) backend returned \(entries.count) entries for \(storageKeys.count) keys")
+        }
+        var result: [T?] = []
+        result.reserveCapacity(keys.count)
+        for (index, entry) in entries.enumerated() {
+            guard let entry else {
+                shared.metrics.misses.increment()
+                result.append(nil)
+                continue
+            }
+            let value: T? = await decodeOrEvict(entry.value, key: storageKeys[index])
+            if value != nil { shared.metrics.hits.increment() }
+            result.append(value)
+        }
+        return result
+    }
+
+    /// Stores many values with one TTL in one call (in one round trip or transaction where the
+    /// backend supports it): the way to warm a cache.
+    ///
+    /// ```swift
+    /// try await users.set(["1": alice, "2": bob], ttl: .seconds(300))
+    /// ```
+    /// Every value is encoded and checked before anything is written.
+    public func set<T: Encodable & Sendable>(_ values: [String: T], ttl: Duration? = nil) async throws {
+        let ttl = try effectiveTTL(ttl)
+        var items: [(key: String, value: [UInt8])] = []
+        items.reserveCapacity(values.count)
+        for (key, value) in values {
+            let storageKey = try storageKey(key)
+            items.append((storageKey, try encode(value, key: storageKey)))
+        }
+        guard isEnabled, !items.isEmpty else { return }
+        try await backend.set(items, ttl: ttl)
+    }
+
+    /// Removes `keys`; returns how many were there.
+    @discardableResult
+    public func delete(_ keys: [String]) async throws -> Int {
+        let storageKeys = try keys.map { key throws(CacheError) in try storageKey(key) }
+        guard isEnabled, !storageKeys.isEmpty else { return 0 }
+        return try await backend.delete(storageKeys)
+    }
+
+    /// Removes every entry of this front's scope: this namespace and those inside it, nothing else.
+    ///
+    /// On a front with no prefix and no namespace this clears the whole backend.
+    public func clear() async throws {
+        try await backend.clear(prefix: scope)
+    }
+
+    /// Removes every entry of the namespace `name` inside this front's scope.
+    public func clear(namespace name: String) async throws {
+        try await namespace(name).clear()
+    }
+
+    // MARK: Coding
+
+    /// The bytes for `value`: raw for `[UInt8]` and `String`, the coder's otherwise.
+    func encode<T: Encodable>(_ value: T, key: String) throws -> [UInt8] {
+        let bytes: [UInt8]
+        if T.self == [UInt8].self, let raw = value as? [UInt8] {
+            bytes = raw
+        } else if T.self == String.self, let string = value as? String {
+            bytes = Array(string.utf8)
+        } else {
+            do {
+                bytes = try coder.encode(value)
+            } catch let error as CacheError {
+                throw error
+            } catch {
+                throw CacheError(.encodingFailed, "the \(coder.name) coder could not encode a \(T.self): \(error)", underlying: error)
+            }
+        }
+        if let maxValueSize, bytes.count > maxValueSize {
+            throw CacheError.valueTooLarge(size: bytes.count, limit: maxValueSize, key: key)
+        }
+        return bytes
+    }
+
+    /// The value in `bytes`, or `nil` after removing an entry that is not a `T`.
+    func decodeOrEvict<T: Decodable>(_ bytes: [UInt8], key: String) async -> T? {
+        do {
+            return try decode(bytes, as: T.self)
+        } catch {
+            shared.metrics.decodeErrors.increment()
+            shared.metrics.misses.increment()
+            logger.warning(
+                "cache entry could not be decoded; removing it",
+                metadata: ["cache.key": "\(key)", "cache.type": "\(T.self)", "error": "\(error)"]
+            )
+            _ = try? await backend.delete(key)
+            return nil
+        }
+    }
+
+    func decode<T: Decodable>(_ bytes: [UInt8], as type: T.Type) throws -> T {
+        if T.self == [UInt8].self, let raw = bytes as? T { return raw }
+        if T.self == String.self {
+            guard let string = String(validating: bytes, as: UTF8.self), let typed = string as? T else {
+                throw CacheError(.decodingFailed, "the stored bytes are not valid UTF-8 text")
+            }
+            return typed
+        }
+        return try coder.decode(type, from: bytes)
+    }
+}
