@@ -5,14 +5,14 @@ import Testing
 @Suite("Eviction simulation helpers")
 struct EvictionSimulationTests {
     @Test func splitMix64IsDeterministic() {
-        var a = SplitMix64(seed: 42)
-        var b = SplitMix64(seed: 42)
-        var c = SplitMix64(seed: 43)
+        var a = CachingTesting.SplitMix64(seed: 42)
+        var b = CachingTesting.SplitMix64(seed: 42)
+        var c = CachingTesting.SplitMix64(seed: 43)
         let first = (0..<8).map { _ in a.next() }
         #expect(first == (0..<8).map { _ in b.next() })
         #expect(first != (0..<8).map { _ in c.next() })
         // The published first output of SplitMix64 seeded with 0.
-        var zero = SplitMix64(seed: 0)
+        var zero = CachingTesting.SplitMix64(seed: 0)
         #expect(zero.next() == 0xE220_A839_7B1D_CDAF)
         for _ in 0..<1_000 {
             let x = a.nextUnitInterval()
@@ -78,7 +78,7 @@ struct EvictionSimulationTests {
     @Test func exactLRUAgreesWithANaiveModel() {
         var lru = ExactLRU<Int>(capacity: 50)
         var model: [Int] = []  // most recent last
-        var random = SplitMix64(seed: 11)
+        var random = CachingTesting.SplitMix64(seed: 11)
         for _ in 0..<20_000 {
             let key = Int(random.next() % 120)
             let expected = model.contains(key)
