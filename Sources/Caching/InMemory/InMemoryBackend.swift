@@ -33,10 +33,16 @@ import Synchronization
 /// is a little simpler to reason about, and matches it on most web-cache traces; TinyLFU can do
 /// better on workloads whose popular set changes slowly. See `Docs/InMemoryBackend.md`.
 ///
+/// ## Keys
+/// Any non-empty `String`, compared byte for byte as UTF-8, as Redis and memcached compare
+/// them: `"caf\u{E9}"` and `"cafe\u{301}"` are two keys here too, although Swift's `==` calls
+/// them equal. ``clear(prefix:)`` matches bytes as well.
+///
 /// ## Concurrency
 /// Keys are spread over `shardCount` shards, each with its own `Mutex`, table and queues;
 /// the limits are split evenly between them. Every operation, including ``add(_:value:ttl:)``,
-/// ``increment(_:by:ttl:)``, ``touch(_:ttl:)`` and the batch forms, is atomic per key.
+/// ``increment(_:by:ttl:)``, ``touch(_:ttl:)`` and the batch forms, is atomic per key. A hit
+/// allocates nothing: the returned `[UInt8]` shares the stored buffer (copy-on-write).
 ///
 /// ## Expiry
 /// TTLs are kept to the millisecond on a ``CacheClock`` (the system's monotonic clock unless
@@ -47,6 +53,7 @@ public final class InMemoryBackend: CacheBackend, @unchecked Sendable {
     // @unchecked Sendable: the only stored property that is not Sendable is `shards`, a pointer
     // to the shards' mutexes. It is written once in `init` and freed in `deinit`; everything it
     // points to is reached only through `Mutex.withLock`.
+
     /// `"memory"`.
     public var name: String { "memory" }
 
