@@ -64,25 +64,28 @@ enum QueueID: UInt8 {
 }
 
 /// One entry of a shard's slab. Slots are linked into the small or main FIFO by index.
+///
+/// The fields a hit reads and writes (key, value, expiry, counter) come first, so that they
+/// usually share one cache line.
 struct Slot {
     var key: String
-    /// The key's hash (see ``InMemoryBackend``'s `hash(_:)`), kept to rehash and for the ghost queue.
-    var hash: Int
     var value: [UInt8]
     /// Expiry on the backend clock in milliseconds; `Int64.max` never expires.
     var expiresAt: Int64
-    /// `key.utf8.count + value.count`, what the byte limit counts.
-    var size: Int
+    /// S3-FIFO's 2-bit access counter (0...3).
+    var freq: UInt8
+    var queue: QueueID
     /// Towards the head (newer); for a free slot, unused.
     var prev: Int32
     /// Towards the tail (older); for a free slot, the next free slot.
     var next: Int32
-    /// S3-FIFO's 2-bit access counter (0...3).
-    var freq: UInt8
-    var queue: QueueID
+    /// The key's hash, kept for the ghost queue.
+    var hash: Int
+    /// `key.utf8.count + value.count`, what the byte limit counts.
+    var size: Int
 
     static func free(next: Int32) -> Slot {
-        Slot(key: "", hash: 0, value: [], expiresAt: .max, size: 0, prev: -1, next: next, freq: 0, queue: .free)
+        Slot(key: "", value: [], expiresAt: .max, freq: 0, queue: .free, prev: -1, next: next, hash: 0, size: 0)
     }
 }
 
@@ -146,20 +149,26 @@ struct GhostQueue {
     }
 }
 
-/// A bucket of a shard's hash index: a key's hash and its slot, or empty (`slot < 0`).
+/// A bucket of a shard's hash index (8 bytes): a slot, and the low 32 bits of its key's hash,
+/// which give the bucket's home (a table never exceeds 2^32 buckets) and rule out most
+/// mismatches without touching the slot. Empty when `slot < 0`.
 struct Bucket {
-    var hash: Int
     var slot: Int32
+    var tag: UInt32
 
-    static var empty: Bucket { Bucket(hash: 0, slot: -1) }
+    static var empty: Bucket { Bucket(slot: -1, tag: 0) }
+
+    @inline(__always)
+    static func tag(_ hash: Int) -> UInt32 { UInt32(truncatingIfNeeded: hash) }
 }
 
 /// The state of one shard of ``InMemoryBackend``: a hash index over a slab of slots, the two
 /// S3-FIFO queues threaded through the slab, and the ghost queue. Always used under its mutex.
 ///
-/// The index is an open-addressing table with linear probing and backward-shift deletion,
-/// keyed by the hash the backend computes once per key: a lookup hashes the key once (to pick
-/// the shard and the bucket) and compares the stored hash before the key's bytes.
+/// The index is an open-addressing table of 8-byte buckets with linear probing, at most half
+/// full, and backward-shift deletion (no tombstones). It is keyed by the hash the backend
+/// computes once per key: a lookup hashes the key once (its top bits pick the shard, its low
+/// bits the bucket) and compares 32 bits of it before the key's bytes.
 struct ShardState {
     let limits: ShardLimits
     private var table: [Bucket]
@@ -410,11 +419,12 @@ struct ShardState {
     /// The slot holding `key`, or -1.
     @inline(__always)
     private func find(_ key: String, hash: Int) -> Int {
-        var b = hash & tableMask
+        let tag = Bucket.tag(hash)
+        var b = Int(tag) & tableMask
         while true {
             let bucket = table[b]
             if bucket.slot < 0 { return -1 }
-            if bucket.hash == hash && KeyBytes.equal(slots[Int(bucket.slot)].key, key) { return Int(bucket.slot) }
+            if bucket.tag == tag && KeyBytes.equal(slots[Int(bucket.slot)].key, key) { return Int(bucket.slot) }
             b = (b &+ 1) & tableMask
         }
     }
@@ -424,22 +434,23 @@ struct ShardState {
         if (count + 1) * 2 > table.count {
             growTable()
         }
-        var b = hash & tableMask
+        let tag = Bucket.tag(hash)
+        var b = Int(tag) & tableMask
         while table[b].slot >= 0 { b = (b &+ 1) & tableMask }
-        table[b] = Bucket(hash: hash, slot: slot)
+        table[b] = Bucket(slot: slot, tag: tag)
     }
 
     /// Removes `slot` (stored under `hash`) by backward-shift deletion, which leaves no
     /// tombstones: later buckets of the probe run move back into the hole.
     private mutating func indexRemove(hash: Int, slot: Int32) {
-        var hole = hash & tableMask
+        var hole = Int(Bucket.tag(hash)) & tableMask
         while table[hole].slot != slot {
             if table[hole].slot < 0 { return }  // not indexed: nothing to do
             hole = (hole &+ 1) & tableMask
         }
         var j = (hole &+ 1) & tableMask
         while table[j].slot >= 0 {
-            let home = table[j].hash & tableMask
+            let home = Int(table[j].tag) & tableMask
             // Move j into the hole if the hole lies on j's probe path (from home to j).
             if (j &- home) & tableMask >= (j &- hole) & tableMask {
                 table[hole] = table[j]
@@ -456,7 +467,7 @@ struct ShardState {
         table = Array(repeating: .empty, count: size)
         tableMask = size - 1
         for bucket in old where bucket.slot >= 0 {
-            var b = bucket.hash & tableMask
+            var b = Int(bucket.tag) & tableMask
             while table[b].slot >= 0 { b = (b &+ 1) & tableMask }
             table[b] = bucket
         }
@@ -468,8 +479,8 @@ struct ShardState {
         _ key: String, hash: Int, value: [UInt8], size: Int, expiresAt: Int64, queue: QueueID, freq: UInt8
     ) {
         let slot = Slot(
-            key: key, hash: hash, value: value, expiresAt: expiresAt, size: size, prev: -1, next: -1, freq: freq,
-            queue: .free
+            key: key, value: value, expiresAt: expiresAt, freq: freq, queue: .free, prev: -1, next: -1, hash: hash,
+            size: size
         )
         let i: Int
         if freeHead >= 0 {
