@@ -20,6 +20,13 @@ enum KeyBytes {
     /// Whether `a` and `b` have the same UTF-8 bytes.
     @inline(__always)
     static func equal(_ a: String, _ b: String) -> Bool {
+        // A String value is entirely its 16 bytes: equal bits mean the same small-string bytes
+        // or the same storage, so the same UTF-8. This settles every small key (up to 15
+        // bytes, kept inline) without touching memory; anything else falls through to the
+        // byte comparison.
+        if unsafeBitCast(a, to: (UInt64, UInt64).self) == unsafeBitCast(b, to: (UInt64, UInt64).self) {
+            return true
+        }
         let count = a.utf8.count
         guard count == b.utf8.count else { return false }
         let fast: Bool?? = a.utf8.withContiguousStorageIfAvailable { pa in
