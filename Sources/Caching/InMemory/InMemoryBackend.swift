@@ -148,7 +148,7 @@ public final class InMemoryBackend: CacheBackend, @unchecked Sendable {
         }
         let valueLimit = maxValueSize ?? min(maxBytes, max(1 << 20, maxBytes / shardCount))
         var shards = shardCount
-        while shards > 1 && (maxEntries / shards < Self.minEntriesPerShard || maxBytes / shards < valueLimit) {
+        while shards > 1 && (maxEntries / shards < Self.minEntriesPerShard || maxBytes / shards < max(valueLimit, 1)) {
             shards /= 2
         }
         guard maxEntries / shards < Int(Int32.max) else {
