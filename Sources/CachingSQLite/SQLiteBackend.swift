@@ -191,7 +191,10 @@ public final class SQLiteBackend: CacheBackend {
             try connection.reading {
                 var entries: [CacheEntry?] = []
                 entries.reserveCapacity(keys.count)
-                for key in keys { entries.append(try connection.get(key)) }
+                for key in keys {
+                    try connection.checkInterrupt()
+                    entries.append(try connection.get(key))
+                }
                 return entries
             }
         }
@@ -205,7 +208,10 @@ public final class SQLiteBackend: CacheBackend {
         let items = items.map { SendableItem(key: $0.key, value: $0.value) }
         try await writer.perform(items.count > Self.largeBatch ? .exclusive : .write) { connection in
             try connection.atomically(immediate: true) {
-                for item in items { try connection.set(item.key, item.value, ttl: ttl) }
+                for item in items {
+                    try connection.checkInterrupt()
+                    try connection.set(item.key, item.value, ttl: ttl)
+                }
             }
         }
     }
@@ -217,7 +223,10 @@ public final class SQLiteBackend: CacheBackend {
         return try await writer.perform(keys.count > Self.largeBatch ? .exclusive : .write) { connection in
             try connection.atomically(immediate: true) {
                 var removed = 0
-                for key in keys where try connection.delete(key) { removed += 1 }
+                for key in keys {
+                    try connection.checkInterrupt()
+                    if try connection.delete(key) { removed += 1 }
+                }
                 return removed
             }
         }
@@ -262,6 +271,7 @@ public final class SQLiteBackend: CacheBackend {
             let chunk = try await writer.perform(.exclusive) { connection in
                 try connection.atomically(immediate: true) {
                     try connection.flushAccesses()
+                    try connection.checkInterrupt()
                     return try connection.sweepChunk(from: start, chunk: Self.sweepChunk, now: now)
                 }
             }

@@ -39,6 +39,26 @@ func slowStatement(rows: Int) -> String {
         }
     }
 
+    @Test func cancellingALargeBatchRollsItAllBack() async throws {
+        try await heavyTests.run {
+            try await withFileBackend { backend, _ async throws in
+                let items = (0..<300_000).map { (key: "batch:\($0)", value: [UInt8](repeating: 1, count: 64)) }
+                let running = Task { try await backend.set(items, ttl: nil) }
+                try await Task.sleep(for: .milliseconds(100))
+                running.cancel()
+                let result = await running.result
+                guard case .failure(let error) = result else {
+                    Issue.record("300,000 sets finished within 100 ms; the test proves nothing")
+                    return
+                }
+                #expect((error as? CacheError)?.code == .cancelled, "got \(error)")
+                #expect(try await physicalRows(backend) == 0, "a cancelled batch left some of its items")
+                try await backend.set("after", to: [1], ttl: nil)
+                #expect(try await backend.get("after")?.value == [1])
+            }
+        }
+    }
+
     @Test func cancellingAQueuedRequestAnswersWithoutWaitingForTheConnection() async throws {
         try await withFileBackend { backend, _ async throws in
             // Occupy the writer with a statement that never ends on its own, queue a set behind it,

@@ -230,8 +230,8 @@ final class ConnectionThread: @unchecked Sendable {
             request.markFinished()
             answerNow = true
         case .running:
-            if request.kind == .exclusive, let handle = connection?.handle {
-                sqlite3_interrupt(handle)
+            if request.kind == .exclusive, let connection {
+                connection.interrupt()
             }
         case .created, .finished:
             break
@@ -339,14 +339,16 @@ final class ConnectionThread: @unchecked Sendable {
             return
         }
         request.state = .running
+        connection.clearInterrupt()
         unlock()
         request.execute(on: connection)
         // A body that threw mid-transaction has rolled back; this only guards against a bug leaving one open.
         connection.rollbackIfNeeded()
-        if isWriter { afterWrites(connection) }
         lock()
         request.markFinished()
+        connection.clearInterrupt()
         unlock()
+        if isWriter { afterWrites(connection) }
         request.resumeIfWaiting()
     }
 
