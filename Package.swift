@@ -17,6 +17,8 @@ let package = Package(
         .library(name: "CachingHummingbird", targets: ["CachingHummingbird"]),
         .library(name: "CachingVapor", targets: ["CachingVapor"]),
         .executable(name: "cache-bench", targets: ["CacheBench"]),
+        .executable(name: "cache-example-hummingbird", targets: ["HummingbirdExample"]),
+        .executable(name: "cache-example-vapor", targets: ["VaporExample"]),
     ],
     traits: [
         .trait(name: "Hummingbird", description: "Builds the Hummingbird 2 middleware in CachingHummingbird."),
@@ -61,13 +63,28 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
-        .target(name: "CachingRedis", dependencies: ["Caching", "CHiredis"]),
-        .target(name: "CachingMemcached", dependencies: ["Caching", "CLibmemcached"]),
+        .target(
+            name: "CachingRedis",
+            dependencies: [
+                "Caching", "CHiredis",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "DequeModule", package: "swift-collections"),
+            ]
+        ),
+        .target(
+            name: "CachingMemcached",
+            dependencies: ["Caching", "CLibmemcached", .product(name: "Logging", package: "swift-log")]
+        ),
 
         // MARK: HTTP
         .target(
             name: "CachingHTTP",
-            dependencies: ["Caching", .product(name: "HTTPTypes", package: "swift-http-types")]
+            dependencies: [
+                "Caching",
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+            ]
         ),
         .target(
             name: "CachingHummingbird",
@@ -84,16 +101,42 @@ let package = Package(
             ]
         ),
 
+        // MARK: Examples (HTTP caching; each needs its framework's trait)
+        .executableTarget(
+            name: "HummingbirdExample",
+            dependencies: [
+                "Caching", "CachingHTTP", "CachingHummingbird",
+                .product(name: "Hummingbird", package: "hummingbird", condition: .when(traits: ["Hummingbird"])),
+            ],
+            path: "Examples/HummingbirdExample"
+        ),
+        .executableTarget(
+            name: "VaporExample",
+            dependencies: [
+                "Caching", "CachingHTTP", "CachingVapor",
+                .product(name: "Vapor", package: "vapor", condition: .when(traits: ["Vapor"])),
+            ],
+            path: "Examples/VaporExample"
+        ),
+
         // MARK: Benchmarks
         .executableTarget(
             name: "CacheBench",
             dependencies: [
-                "Caching", "CachingSQLite", "CachingRedis", "CachingMemcached",
+                "Caching", "CachingTesting", "CachingSQLite", "CachingRedis", "CachingMemcached", "CReference",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
             ],
             path: "Benchmarks/CacheBench"
         ),
+        // The C limit for `cache-bench --reference`: the same workloads straight through the C libraries.
+        .target(
+            name: "CReference",
+            path: "Benchmarks/CReference",
+            linkerSettings: [.linkedLibrary("hiredis"), .linkedLibrary("memcached"), .linkedLibrary("sqlite3")]
+        ),
+
+        .testTarget(name: "CacheBenchTests", dependencies: ["CacheBench"], path: "Benchmarks/CacheBenchTests"),
 
         // MARK: Tests
         .testTarget(
@@ -111,12 +154,16 @@ let package = Package(
         .executableTarget(name: "SQLiteStressWorker", dependencies: ["CachingSQLite"], path: "Tests/Support/SQLiteStressWorker"),
         .testTarget(name: "CachingRedisTests", dependencies: ["CachingRedis", "CachingTesting"]),
         .testTarget(name: "CachingMemcachedTests", dependencies: ["CachingMemcached", "CachingTesting"]),
-        .testTarget(name: "CachingHTTPTests", dependencies: ["CachingHTTP"]),
+        .testTarget(
+            name: "CachingHTTPTests",
+            dependencies: ["CachingHTTP", .product(name: "MetricsTestKit", package: "swift-metrics")]
+        ),
         .testTarget(
             name: "CachingHummingbirdTests",
             dependencies: [
                 "CachingHummingbird",
                 .product(name: "HummingbirdTesting", package: "hummingbird", condition: .when(traits: ["Hummingbird"])),
+                .product(name: "MetricsTestKit", package: "swift-metrics"),
             ]
         ),
         .testTarget(
@@ -124,6 +171,7 @@ let package = Package(
             dependencies: [
                 "CachingVapor",
                 .product(name: "VaporTesting", package: "vapor", condition: .when(traits: ["Vapor"])),
+                .product(name: "MetricsTestKit", package: "swift-metrics"),
             ]
         ),
     ]

@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# HTTP cache benchmark: requests/s of a cached endpoint on HIT against the same trivial
+# endpoint without the middleware, for the Hummingbird and Vapor examples (release builds)
+# and for FastAPI + fastapi-cache (in-memory backend) under uvicorn.
+#
+# Usage: Benchmarks/http/run.sh            (from the package root)
+# Env:   DURATION=10s CONNECTIONS=32 THREADS=2 ROUNDS=3 FASTAPI_VENV=/tmp/fastapi-venv
+#        SERVERS="hummingbird vapor fastapi fastapi-uvloop fastapi-2workers"
+# Needs: wrk; a venv with `pip install fastapi fastapi-cache2 uvicorn` (+ uvloop httptools for
+#        the fastapi-uvloop rows). Every server binds 127.0.0.1 on a free port and is stopped
+#        by its PID, whatever happens.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+DURATION=${DURATION:-10s}
+CONNECTIONS=${CONNECTIONS:-32}
+THREADS=${THREADS:-2}
+ROUNDS=${ROUNDS:-3}
+VENV=${FASTAPI_VENV:-/tmp/fastapi-venv}
+SERVERS=${SERVERS:-"hummingbird vapor fastapi fastapi-uvloop"}
+BIN=$(swift build -c release --enable-all-traits --show-bin-path)
+
+SERVER_PID=""
+cleanup() { if [ -n "$SERVER_PID" ]; then kill "$SERVER_PID" 2>/dev/null || true; wait "$SERVER_PID" 2>/dev/null || true; fi; }
+trap cleanup EXIT INT TERM
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'; }
+
+wait_ready() {
+    for _ in $(seq 1 200); do
+        curl -s -o /dev/null "http://127.0.0.1:$1/hello" && return 0
+        sleep 0.1
+    done
+    echo "server on port $1 did not start" >&2
+    return 1
+}
+
+start_server() {
+    local name=$1 port=$2
+    case "$name" in
+        hummingbird) "$BIN/cache-example-hummingbird" --port "$port" > /tmp/http-bench-$name.log 2>&1 & ;;
+        vapor) "$BIN/cache-example-vapor" --port "$port" > /tmp/http-bench-$name.log 2>&1 & ;;
+        fastapi) (cd Benchmarks/http && exec "$VENV/bin/uvicorn" fastapi_app:app --host 127.0.0.1 --port "$port" \
+                    --no-access-log --log-level warning --loop asyncio --http h11) > /tmp/http-bench-$name.log 2>&1 & ;;
+        fastapi-uvloop) (cd Benchmarks/http && exec "$VENV/bin/uvicorn" fastapi_app:app --host 127.0.0.1 --port "$port" \
+                    --no-access-log --log-level warning --loop uvloop --http httptools) > /tmp/http-bench-$name.log 2>&1 & ;;
+        fastapi-2workers) (cd Benchmarks/http && exec "$VENV/bin/uvicorn" fastapi_app:app --host 127.0.0.1 --port "$port" \
+                    --no-access-log --log-level warning --loop uvloop --http httptools --workers 2) > /tmp/http-bench-$name.log 2>&1 & ;;
+        *) echo "unknown server $name" >&2; return 1 ;;
+    esac
+    SERVER_PID=$!
+}
+
+# Prints requests/s and latency percentiles of one wrk run.
+measure() {
+    wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency "http://127.0.0.1:$1$2" \
+        | awk '/Requests\/sec/ {rps=$2} /^ +50%/ {p50=$2} /^ +99%/ {p99=$2} /Non-2xx/ {bad=$NF}
+               END {printf "%s %s %s %s\n", rps, p50, p99, (bad == "" ? 0 : bad)}'
+}
+
+printf "%-18s %-14s %5s %12s %10s %10s %8s\n" server path round "requests/s" p50 p99 non2xx
+for name in $SERVERS; do
+    port=$(free_port)
+    start_server "$name" "$port"
+    wait_ready "$port"
+    # Fill the caches (and show the headers once).
+    for path in /cached/hello /slow; do curl -s -o /dev/null "http://127.0.0.1:$port$path"; done
+    curl -s -D - -o /dev/null "http://127.0.0.1:$port/cached/hello" | tr -d '\r' | grep -i -E "x-cache|x-fastapi-cache|etag" | sed "s/^/# $name: /"
+    for round in $(seq 1 "$ROUNDS"); do
+        for path in /hello /cached/hello /slow; do
+            read -r rps p50 p99 bad < <(measure "$port" "$path")
+            printf "%-18s %-14s %5s %12s %10s %10s %8s\n" "$name" "$path" "$round" "$rps" "$p50" "$p99" "$bad"
+        done
+    done
+    cleanup
+    SERVER_PID=""
+done
