@@ -10,6 +10,7 @@ extension SQLiteBackend {
         /// between backends or processes. It uses one connection, so reads and writes share a thread.
         case memory
 
+        /// `file '/path'` or `in-memory database`.
         public var description: String {
             switch self {
             case .file(let path): "file '\(path)'"

@@ -148,16 +148,21 @@ public final class SQLiteBackend: CacheBackend {
 
     // MARK: CacheBackend
 
+    /// The live entry at `key` and its remaining TTL, or `nil`; read on a reader connection.
     public func get(_ key: String) async throws -> CacheEntry? {
         try await reader.perform(.read) { try $0.get(key) }
     }
 
+    /// Stores `value` at `key` (insert or replace); returns after the commit.
+    /// - Throws: `.invalidTTL` for a zero or negative `ttl`; `.valueTooLarge` when the key and value
+    ///   are larger than ``Configuration/maximumBytes``.
     public func set(_ key: String, to value: [UInt8], ttl: Duration?) async throws {
         try CacheTTL.validate(ttl)
         try checkSize(key, value)
         try await writer.perform(.write) { try $0.set(key, value, ttl: ttl) }
     }
 
+    /// Removes `key`; returns whether it held a live entry.
     @discardableResult
     public func delete(_ key: String) async throws -> Bool {
         try await writer.perform(.write) { try $0.delete(key) }
@@ -180,6 +185,7 @@ public final class SQLiteBackend: CacheBackend {
         logger.debug("closed SQLite cache", metadata: ["location": "\(location)"])
     }
 
+    /// Whether `key` holds a live entry (reads no value).
     public func exists(_ key: String) async throws -> Bool {
         try await reader.perform(.read) { try $0.exists(key) }
     }
@@ -247,6 +253,8 @@ public final class SQLiteBackend: CacheBackend {
         return try await writer.perform(.write) { try $0.increment(key, by: delta, ttl: ttl) }
     }
 
+    /// Gives the live entry at `key` a new TTL (`nil`: never expires) in one statement; returns whether
+    /// there was one.
     @discardableResult
     public func touch(_ key: String, ttl: Duration?) async throws -> Bool {
         try CacheTTL.validate(ttl)
