@@ -63,6 +63,8 @@ final class ConnectionThread: @unchecked Sendable {
     /// The longest a caller polls for an answer on its own thread (a cooperative-pool thread) before it
     /// suspends: about the cost of the two thread wake-ups it saves, so it never costs more than it can win.
     static let maximumCallerSpinNanoseconds: Int64 = 20_000
+    /// The processors online; with one, nobody can answer while a thread polls, so nobody polls.
+    static let onlineProcessors = sysconf(Int32(_SC_NPROCESSORS_ONLN))
     /// The most requests run in one transaction; bounds how long one batch holds the write lock.
     static let maximumGroup = 256
 
@@ -70,7 +72,8 @@ final class ConnectionThread: @unchecked Sendable {
         self.name = name
         self.isWriter = isWriter
         let (seconds, attoseconds) = spin.components
-        self.spinNanoseconds = seconds * 1_000_000_000 + attoseconds / 1_000_000_000
+        // Polling only pays when the other side runs on another core at the same time.
+        self.spinNanoseconds = Self.onlineProcessors > 1 ? seconds * 1_000_000_000 + attoseconds / 1_000_000_000 : 0
         self.callerSpinNanoseconds = min(self.spinNanoseconds, Self.maximumCallerSpinNanoseconds)
         mutex = .allocate(capacity: 1)
         mutex.initialize(to: pthread_mutex_t())
