@@ -53,6 +53,8 @@ final class ConnectionThread: @unchecked Sendable {
     private var connection: SQLiteConnection?
     /// Requests queued and not yet taken; polled without the mutex while spinning.
     private let queued = Atomic<Int>(0)
+    /// Tasks inside ``perform(_:_:)`` on this thread, waiting or about to resume; 1 means a lone caller.
+    private let activeCallers = Atomic<Int>(0)
     /// Whether the thread is polling for work after a batch (so a new request is picked up at once).
     private let isIdleSpinning = Atomic<Bool>(false)
     /// How long a caller polls for a quick answer before suspending (see ``perform(_:_:)``).
@@ -166,10 +168,11 @@ final class ConnectionThread: @unchecked Sendable {
 
     /// Runs `body` with the connection on this thread and returns its result.
     ///
-    /// When the thread is awake and idle (polling for work after its last batch), the caller polls
-    /// for the answer for up to ``callerSpinNanoseconds`` before it suspends: a short request is
-    /// answered in a few microseconds that way, with no thread wake-up on either side. Otherwise,
-    /// or when the answer takes longer, the caller suspends until the thread resumes it.
+    /// A lone caller (no other task inside `perform` on this thread) that finds the thread awake and
+    /// idle (polling for work after its last batch) polls for the answer for up to
+    /// ``callerSpinNanoseconds`` before it suspends: a short request is answered in a few microseconds
+    /// that way, with no thread wake-up on either side. Otherwise, or when the answer takes longer, the
+    /// caller suspends until the thread resumes it.
     ///
     /// - Throws: what `body` throws; `.cancelled` if the task is cancelled before the request starts
     ///   (or, for `.exclusive` requests, while it runs); `.closed` once the thread is stopping.
@@ -178,8 +181,10 @@ final class ConnectionThread: @unchecked Sendable {
         _ body: @escaping @Sendable (SQLiteConnection) throws -> T
     ) async throws -> T {
         let request = Request<T>(kind: kind, body: body)
+        let callers = activeCallers.wrappingAdd(1, ordering: .relaxed).newValue
+        defer { activeCallers.wrappingSubtract(1, ordering: .relaxed) }
         return try await withTaskCancellationHandler {
-            if kind != .exclusive && callerSpinNanoseconds > 0 && isIdleSpinning.load(ordering: .relaxed) {
+            if callers == 1 && kind != .exclusive && callerSpinNanoseconds > 0 && isIdleSpinning.load(ordering: .relaxed) {
                 submit(request)
                 if request.waitBriefly(nanoseconds: callerSpinNanoseconds) { return try request.takeResult() }
             } else {
@@ -272,8 +277,18 @@ final class ConnectionThread: @unchecked Sendable {
     private func serve(_ connection: SQLiteConnection) {
         var batch: [AnyRequest] = []
         var group: [AnyRequest] = []
+        var lastBatchSize = 0
         while true {
-            if spinNanoseconds > 0 && queued.load(ordering: .relaxed) == 0 { spin() }
+            // Poll only for a lone caller (a batch of one, no other caller inside `perform`): it waits on
+            // each answer before it asks again, and a wake-up would cost it more than the answer.
+            // Several callers keep the queue filled on their own, and polling would only take CPU time
+            // from the threads producing their next requests (on a machine whose CPUs share a core, a
+            // busy sibling slows the other by a third or more).
+            if spinNanoseconds > 0 && lastBatchSize == 1 && activeCallers.load(ordering: .relaxed) <= 1
+                && queued.load(ordering: .relaxed) == 0
+            {
+                spin()
+            }
             lock()
             while queue.isEmpty && !stopping {
                 sleeping = true
@@ -287,6 +302,7 @@ final class ConnectionThread: @unchecked Sendable {
             swap(&batch, &queue)
             queued.store(0, ordering: .relaxed)
             unlock()
+            lastBatchSize = batch.count
             process(batch, connection, group: &group)
             batch.removeAll(keepingCapacity: true)
         }
