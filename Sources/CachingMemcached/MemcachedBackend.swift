@@ -103,8 +103,9 @@ public final class MemcachedBackend: CacheBackend {
     }
 
     deinit {
+        // Without close(): let the threads finish their queues and end on their own.
         for serverConnections in connections {
-            for connection in serverConnections { connection.shutdown() }
+            for connection in serverConnections { connection.shutdown(join: false) }
         }
     }
 
@@ -218,6 +219,10 @@ public final class MemcachedBackend: CacheBackend {
 
     // MARK: CacheBackend
 
+    /// The value of `key` and its remaining TTL (from the expiry recorded in the item's flags),
+    /// read with its namespace generations in one round trip.
+    /// - Throws: ``CacheError/Code/connectionFailed`` or ``CacheError/Code/timeout`` when the
+    ///   key's server is down or does not answer.
     public func get(_ key: String) async throws -> CacheEntry? {
         try checkOpen()
         let plan = try plan(key)
@@ -253,10 +258,15 @@ public final class MemcachedBackend: CacheBackend {
         return entries
     }
 
+    /// Whether `key` holds a live entry (a read of the value).
     public func exists(_ key: String) async throws -> Bool {
         try await get(key) != nil
     }
 
+    /// Stores `value` under `key` with SET.
+    /// - Throws: ``CacheError/Code/valueTooLarge`` over ``Configuration/maxValueSize`` or the
+    ///   server's item size; ``CacheError/Code/invalidTTL`` for a TTL that is not positive;
+    ///   ``CacheError/Code/connectionFailed`` when the key's server is down.
     public func set(_ key: String, to value: [UInt8], ttl: Duration?) async throws {
         try checkOpen()
         try CacheTTL.validate(ttl)
@@ -284,6 +294,7 @@ public final class MemcachedBackend: CacheBackend {
         for case .failure(let error) in results { throw error }
     }
 
+    /// Removes `key` with DELETE; returns whether it held a live entry.
     @discardableResult
     public func delete(_ key: String) async throws -> Bool {
         try checkOpen()
@@ -291,6 +302,8 @@ public final class MemcachedBackend: CacheBackend {
         return try await connection(plan.server).perform { context throws(CacheError) in try context.delete([plan]) } > 0
     }
 
+    /// Removes `keys` (one multi-get and the DELETEs per server, the servers in parallel);
+    /// returns how many held a live entry.
     @discardableResult
     public func delete(_ keys: [String]) async throws -> Int {
         try checkOpen()
@@ -305,6 +318,8 @@ public final class MemcachedBackend: CacheBackend {
         return count
     }
 
+    /// Stores `value` with ADD if `key` holds no live entry; returns whether it stored it. An item
+    /// memcached still holds past its recorded expiry is replaced with CAS.
     public func add(_ key: String, value: [UInt8], ttl: Duration?) async throws -> Bool {
         try checkOpen()
         try CacheTTL.validate(ttl)

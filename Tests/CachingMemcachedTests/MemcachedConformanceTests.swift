@@ -24,8 +24,13 @@ struct MemcachedConformanceTests {
 
     @Test func conformanceWithoutReadCoalescing() async throws {
         let backend = try TestEnvironment.sharedBackend { $0.coalescesReads = false }
-        defer { Task { try? await backend.close() } }
-        try await BackendConformance(backend: backend, options: Self.options).run([.setGetDelete, .batchOperations, .clearNamespace, .concurrentOperations])
+        do {
+            try await BackendConformance(backend: backend, options: Self.options).run([.setGetDelete, .batchOperations, .clearNamespace, .concurrentOperations])
+        } catch {
+            try? await backend.close()
+            throw error
+        }
+        try await backend.close()
     }
 }
 

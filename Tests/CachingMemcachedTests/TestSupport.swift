@@ -138,10 +138,10 @@ final class PrivateMemcached: @unchecked Sendable {
 
     /// Starts `memcached -l 127.0.0.1 -p PORT -U 0` and waits (without blocking a thread)
     /// until it accepts connections.
-    static func start(extraArguments: [String] = []) async throws -> PrivateMemcached {
+    static func start(port fixedPort: Int? = nil, extraArguments: [String] = []) async throws -> PrivateMemcached {
         guard let executable = TestEnvironment.memcachedPath else { throw TestError("memcached is not on PATH") }
         for _ in 0..<5 {
-            let port = try freePort()
+            let port = try fixedPort ?? freePort()
             var arguments = [executable, "-l", "127.0.0.1", "-p", "\(port)", "-U", "0", "-m", "64", "-I", "2m"]
             if geteuid() == 0 { arguments += ["-u", "root"] }
             let pid = try spawn(arguments + extraArguments)
@@ -202,8 +202,20 @@ final class PrivateMemcached: @unchecked Sendable {
         _ = waitpid(pid, &status, 0)
     }
 
-    /// Freezes the server (SIGSTOP): connections stay open but nothing answers.
-    func pause() { if !stopped { kill(pid, SIGSTOP) } }
+    /// Freezes the server (SIGSTOP) and waits until the kernel reports it stopped:
+    /// connections stay open but nothing answers.
+    func pause() {
+        guard !stopped else { return }
+        kill(pid, SIGSTOP)
+        for _ in 0..<1000 where processState != "T" { usleep(1_000) }
+    }
+
+    /// The state letter in /proc/PID/stat (`T` when stopped), or `nil` off Linux.
+    private var processState: Character? {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+              let close = stat.lastIndex(of: ")") else { return nil }
+        return stat[stat.index(after: close)...].first { $0 != " " }
+    }
 
     /// Lets a paused server run again (SIGCONT).
     func resume() { if !stopped { kill(pid, SIGCONT) } }

@@ -65,16 +65,22 @@ final class ConnectionContext {
     ///   tasks often want the same key); a lone request asks for its keys as they are.
     func resolve(_ plans: [KeyPlan], createGenerations: Bool, deduplicate: Bool = false, for what: String) throws(CacheError) -> [Resolved] {
         let keyName = plans.count == 1 ? plans[0].name : nil
-        // The distinct generation counters, and for each plan the positions of its own.
+        // Group the plans by their namespace levels: neighbours in a batch usually share them
+        // (and the same array), so the generation work below is done once per group.
+        struct Group {
+            var positions: [Int]          // into `generationKeys`
+            var rememberedToken: UInt64?  // from the generations this process remembers
+            var freshToken: UInt64?       // from the generations just read
+            var complete = false          // every fresh generation is known
+        }
         var generationKeys: [MemcachedKey] = []
-        var generationPositions: [[Int]] = []
-        generationPositions.reserveCapacity(plans.count)
         var generationIndex: [MemcachedKey: Int] = [:]
+        var groups: [Group] = []
+        var groupOf = [Int](repeating: 0, count: plans.count)
         var previousKeys: [MemcachedKey]?
-        for plan in plans {
-            // Keys of one namespace share their levels (and the same array): reuse the positions.
-            if let previousKeys, let last = generationPositions.last, plan.generationKeys == previousKeys {
-                generationPositions.append(last)
+        for (index, plan) in plans.enumerated() {
+            if let previousKeys, !groups.isEmpty, plan.generationKeys == previousKeys {
+                groupOf[index] = groups.count - 1
                 continue
             }
             previousKeys = plan.generationKeys
@@ -89,33 +95,37 @@ final class ConnectionContext {
                     generationKeys.append(key)
                 }
             }
-            generationPositions.append(positions)
+            groupOf[index] = groups.count
+            groups.append(Group(positions: positions))
         }
-        let remembered = state.generations(generationKeys)
-
-        // Guess each physical key from the remembered generations, and check them in the same read.
-        var guesses: [MemcachedKey?] = []
-        guesses.reserveCapacity(plans.count)
-        for (plan, positions) in zip(plans, generationPositions) {
-            if positions.isEmpty {
-                guesses.append(plan.dataKey(token: nil))
-                continue
-            }
+        let remembered = state.generations(generationKeys).map { $0?.value }
+        func token(_ positions: [Int], _ values: [UInt64?]) -> UInt64?? {
+            if positions.isEmpty { return .some(nil) }
             var generations: [UInt64] = []
             generations.reserveCapacity(positions.count)
             for position in positions {
-                guard let value = remembered[position]?.value else { break }
+                guard let value = values[position] else { return nil }
                 generations.append(value)
             }
-            guesses.append(generations.count == positions.count
-                ? plan.dataKey(token: MemcachedKeySpace.token(generations))
-                : nil)
+            return .some(MemcachedKeySpace.token(generations))
         }
+        var guessable = [Bool](repeating: false, count: groups.count)
+        for index in groups.indices {
+            if let rememberedToken = token(groups[index].positions, remembered) {
+                groups[index].rememberedToken = rememberedToken
+                guessable[index] = true
+            }
+        }
+
+        // Guess each physical key from the remembered generations, and check them in the same read.
         var request = generationKeys
-        var requestIndex: [MemcachedKey: Int] = [:]
+        request.reserveCapacity(generationKeys.count + plans.count)
+        var guesses = [MemcachedKey?](repeating: nil, count: plans.count)
         var guessPositions = [Int](repeating: -1, count: plans.count)
-        for (index, guess) in guesses.enumerated() {
-            guard let guess else { continue }
+        var requestIndex: [MemcachedKey: Int] = [:]
+        for (index, plan) in plans.enumerated() where guessable[groupOf[index]] {
+            let guess = plan.dataKey(token: groups[groupOf[index]].rememberedToken)
+            guesses[index] = guess
             if !deduplicate {
                 guessPositions[index] = request.count
                 request.append(guess)
@@ -136,32 +146,28 @@ final class ConnectionContext {
             }
         }
         if !generationKeys.isEmpty {
-            var changed: [(key: MemcachedKey, value: UInt64?)] = []
-            for (index, key) in generationKeys.enumerated() {
-                changed.append((key, fresh[index]))
+            state.remember(generationKeys.indices.map { (generationKeys[$0], fresh[$0]) })
+        }
+        for index in groups.indices {
+            if let freshToken = token(groups[index].positions, fresh) {
+                groups[index].freshToken = freshToken
+                groups[index].complete = true
             }
-            state.remember(changed)
         }
 
         var resolved: [Resolved] = []
         resolved.reserveCapacity(plans.count)
         var secondRound: [Int] = []
         for (index, plan) in plans.enumerated() {
-            let positions = generationPositions[index]
-            var generations: [UInt64] = []
-            generations.reserveCapacity(positions.count)
-            for position in positions {
-                guard let value = fresh[position] else { break }
-                generations.append(value)
-            }
-            guard generations.count == positions.count else {
+            let group = groups[groupOf[index]]
+            guard group.complete else {
                 resolved.append(Resolved(dataKey: nil, item: nil))
                 continue
             }
-            if positions.isEmpty || (guesses[index] != nil && generations.indices.allSatisfy({ generations[$0] == remembered[positions[$0]]?.value })) {
-                resolved.append(Resolved(dataKey: guesses[index], item: items[guessPositions[index]]))
+            if let guess = guesses[index], group.freshToken == group.rememberedToken {
+                resolved.append(Resolved(dataKey: guess, item: items[guessPositions[index]]))
             } else {
-                resolved.append(Resolved(dataKey: plan.dataKey(token: MemcachedKeySpace.token(generations)), item: nil))
+                resolved.append(Resolved(dataKey: plan.dataKey(token: group.freshToken), item: nil))
                 secondRound.append(index)
             }
         }

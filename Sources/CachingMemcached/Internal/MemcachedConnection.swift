@@ -30,12 +30,13 @@ final class MemcachedConnection: Sendable {
     }
 
     deinit {
-        queue.stop()
+        queue.stop(join: false)
     }
 
-    /// Lets queued requests finish, closes the handle and ends the thread.
-    func shutdown() {
-        queue.stop()
+    /// Lets queued requests finish, closes the handle and ends the thread; waits for that when
+    /// `join` is true (which blocks: call it off the cooperative pool).
+    func shutdown(join: Bool = true) {
+        queue.stop(join: join)
     }
 
     /// Reads the live entries of `plans` (all on this connection's server).
@@ -190,12 +191,14 @@ private final class RequestQueue: @unchecked Sendable {
         return true
     }
 
-    func stop() {
+    /// Stops taking requests; the thread finishes the queued ones, frees the handle and ends.
+    /// - Parameter join: wait for the thread to end; otherwise it is detached.
+    func stop(join: Bool) {
         pthread_mutex_lock(mutex)
         stopping = true
         pthread_cond_signal(cond)
         let current = thread
-        let toJoin = running && current.map { pthread_equal($0, pthread_self()) == 0 } == true ? current : nil
+        let toJoin = join && running && current.map { pthread_equal($0, pthread_self()) == 0 } == true ? current : nil
         running = false
         thread = nil
         pthread_mutex_unlock(mutex)

@@ -98,8 +98,11 @@ final class ServerState: Sendable {
         }
     }
 
-    /// The server or the connection to it failed: leave it alone for the retry timeout.
+    /// The server or the connection to it failed: leave it alone for the retry timeout, and
+    /// forget its generations (it may come back restarted, without them; writes must not use
+    /// counters that are gone).
     func failed(_ status: MemcachedStatus) {
+        generations.withLock { $0.removeAll() }
         let newlyDown = health.withLock { health -> Bool in
             let wasDown = health.downUntil != nil
             health.downUntil = ContinuousClock.now + retryTimeout
