@@ -44,7 +44,6 @@ public final class SQLiteBackend: CacheBackend {
     private let store: StoreContext
     private let writer: ConnectionThread
     private let readers: [ConnectionThread]
-    private let nextReader = Atomic<Int>(0)
     private let isClosed = Atomic<Bool>(false)
     private let logger: Logger
 
@@ -129,15 +128,22 @@ public final class SQLiteBackend: CacheBackend {
         }
     }
 
-    /// The thread for the next read: the readers in turn, or the writer when there are none.
+    /// The thread for the next read: the first idle reader, else the least busy, or the writer when
+    /// there are no readers. Filling the first reader first keeps a lone caller on one thread, which is
+    /// then still awake for its next call.
     private var reader: ConnectionThread {
-        switch readers.count {
-        case 0: return writer
-        case 1: return readers[0]
-        default:
-            let ticket = UInt(bitPattern: nextReader.wrappingAdd(1, ordering: .relaxed).oldValue)
-            return readers[Int(ticket % UInt(readers.count))]
+        guard var best = readers.first else { return writer }
+        var bestLoad = best.activeCallerCount
+        if bestLoad == 0 { return best }
+        for candidate in readers.dropFirst() {
+            let load = candidate.activeCallerCount
+            if load == 0 { return candidate }
+            if load < bestLoad {
+                best = candidate
+                bestLoad = load
+            }
         }
+        return best
     }
 
     private func checkSize(_ key: String, _ value: [UInt8]) throws {

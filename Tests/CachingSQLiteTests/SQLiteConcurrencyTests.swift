@@ -96,11 +96,24 @@ func slowStatement(rows: Int) -> String {
     @Test func sqliteCallsRunOnTheConnectionThreads() async throws {
         let configuration = SQLiteBackend.Configuration(readerCount: 2)
         try await withFileBackend(configuration: configuration) { backend, _ async throws in
-            var names: Set<String> = []
-            for i in 0..<8 {
-                names.insert(try await backend.withConnection(onWriter: i % 4 == 0) { _ in currentThreadName() })
+            // Sequential reads all go to the first reader; concurrent ones spread over both.
+            var sequential: Set<String> = []
+            for _ in 0..<4 { sequential.insert(try await backend.withConnection(onWriter: false) { _ in currentThreadName() }) }
+            #expect(sequential == ["sqlite-read-0"], "sequential reads ran on \(sequential)")
+            let concurrent = try await withThrowingTaskGroup(of: String.self) { group in
+                for i in 0..<6 {
+                    group.addTask {
+                        try await backend.withConnection(onWriter: i == 0) { connection in
+                            _ = try connection.scalar(slowStatement(rows: 300_000), "test")
+                            return currentThreadName()
+                        }
+                    }
+                }
+                var names: Set<String> = []
+                for try await name in group { names.insert(name) }
+                return names
             }
-            #expect(names == ["sqlite-writer", "sqlite-read-0", "sqlite-read-1"], "ran on \(names)")
+            #expect(concurrent == ["sqlite-writer", "sqlite-read-0", "sqlite-read-1"], "concurrent calls ran on \(concurrent)")
         }
     }
 

@@ -55,6 +55,8 @@ final class ConnectionThread: @unchecked Sendable {
     private let queued = Atomic<Int>(0)
     /// Tasks inside ``perform(_:_:)`` on this thread, waiting or about to resume; 1 means a lone caller.
     private let activeCallers = Atomic<Int>(0)
+    /// How many tasks are using this thread now (for choosing among readers).
+    var activeCallerCount: Int { activeCallers.load(ordering: .relaxed) }
     /// Whether the thread is polling for work after a batch (so a new request is picked up at once).
     private let isIdleSpinning = Atomic<Bool>(false)
     /// How long a caller polls for a quick answer before suspending (see ``perform(_:_:)``).
