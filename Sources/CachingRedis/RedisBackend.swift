@@ -17,10 +17,11 @@ import Synchronization
 /// then overflow to the least loaded one, so light loads share round trips and heavy loads use
 /// every connection.
 ///
-/// **Automatic pipelining.** A connection's thread sends every command queued since its last
-/// round trip in one write and then reads all their replies, so commands issued concurrently by
-/// many tasks share round trips: throughput grows with concurrency although each connection
-/// waits for one round trip at a time.
+/// **Automatic pipelining.** A caller that finds its connection idle writes its request
+/// itself (a non-blocking `send`) and the connection's thread resumes it when the reply
+/// arrives: one thread hop. Otherwise the request is queued, and the thread writes every
+/// request queued since its last write at once between reading replies, so commands issued
+/// concurrently by many tasks share round trips.
 ///
 /// **Failures.** When a connection fails, the commands it had in flight fail with
 /// ``CacheError/Code/connectionFailed`` (or ``CacheError/Code/timeout`` when the server stopped
@@ -44,6 +45,9 @@ public final class RedisBackend: CacheBackend {
     public let configuration: RedisConfiguration
     private let connections: [RedisConnection]
     private let closed = Atomic<Bool>(false)
+    /// A number unique to this backend in the process, in its threads' names.
+    let serial: Int
+    private static let serials = Atomic<Int>(0)
 
     /// Creates a backend and starts its connections.
     ///
@@ -65,9 +69,11 @@ public final class RedisBackend: CacheBackend {
     public init(configuration: RedisConfiguration, logger: Logger = Logger(label: "swift-caching.redis")) throws(CacheError) {
         try configuration.validate()
         self.configuration = configuration
+        let serial = Self.serials.add(1, ordering: .relaxed).newValue
+        self.serial = serial
         var connections: [RedisConnection] = []
         for id in 0..<configuration.poolSize {
-            let connection = RedisConnection(id: id, configuration: configuration, logger: logger)
+            let connection = RedisConnection(id: id, backendSerial: serial, configuration: configuration, logger: logger)
             do {
                 try connection.start()
             } catch {

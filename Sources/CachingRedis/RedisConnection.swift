@@ -35,7 +35,9 @@ import Darwin
 /// requests fail at once with the last error.
 ///
 /// `@unchecked Sendable`: every property below the mutex is read and written only with
-/// `mutex` held; `pending`, `connected` and `roundTrips` are atomics; the rest is immutable.
+/// `mutex` held, except `wakePipe`, written once by ``start()`` before the thread exists and
+/// before any caller can reach the connection; `pending`, `connected` and `roundTrips` are
+/// atomics; the rest is immutable.
 final class RedisConnection: @unchecked Sendable {
     let id: Int
     let configuration: RedisConfiguration
@@ -63,13 +65,20 @@ final class RedisConnection: @unchecked Sendable {
     private var exited = false
     private var joinable = false
     private var wakePending = false
+    /// `errno` of a failed write by a caller, for the thread to report.
+    private var writeError: Int32 = 0
     private var exitWaiters: [UnsafeContinuation<Void, Never>] = []
     private var thread: pthread_t?
     /// A pipe that wakes the thread from `poll`: [read end, write end].
     private var wakePipe: (Int32, Int32) = (-1, -1)
 
-    init(id: Int, configuration: RedisConfiguration, logger: Logger) {
+    /// The thread's name, such as `redis3.0` (backend 3, connection 0), shown by `top -H` and
+    /// debuggers (at most 15 characters on Linux).
+    let threadName: String
+
+    init(id: Int, backendSerial: Int, configuration: RedisConfiguration, logger: Logger) {
         self.id = id
+        self.threadName = String("redis\(backendSerial).\(id)".prefix(15))
         self.configuration = configuration
         self.logger = logger
         mutex = .allocate(capacity: 1)
@@ -163,11 +172,16 @@ final class RedisConnection: @unchecked Sendable {
             request.sentAt = Monotonic.now()
             inflight.append(request)
             roundTrips.add(1, ordering: .relaxed)
-            output = request.commands.bytes
-            outputOffset = 0
-            if !flushOutputLocked() || outputOffset < output.count {
-                // The socket did not take it all (or failed): the thread finishes the write
-                // when the socket is writable (or reports the failure).
+            let bytes = request.commands.bytes
+            let (written, error) = bytes.withUnsafeBytes { sendAll(socket, $0) }
+            if written < bytes.count {
+                // The socket did not take it all: the thread finishes the write when the socket
+                // is writable, or reports the failure.
+                if error == 0 {
+                    output.append(contentsOf: bytes[written...])
+                } else {
+                    writeError = error
+                }
                 wakeLocked()
             }
         } else {
@@ -179,28 +193,19 @@ final class RedisConnection: @unchecked Sendable {
         pthread_mutex_unlock(mutex)
     }
 
-    /// Writes as much of `output` as the socket takes without blocking. False on a socket error
-    /// (the thread sees it too, on its next `poll`). Call with the mutex held.
-    private func flushOutputLocked() -> Bool {
-        guard socket >= 0 else { return false }
-        while outputOffset < output.count {
-            let written = output.withUnsafeBytes { raw -> Int in
-                guard let base = raw.baseAddress else { return 0 }
-                return sendNonBlocking(socket, base + outputOffset, raw.count - outputOffset)
-            }
-            if written > 0 {
-                outputOffset += written
-            } else if written < 0 && chiredis_errno() == EINTR {
-                continue
-            } else if written < 0 && chiredis_errno_is_timeout(chiredis_errno()) != 0 {
-                return true  // the socket is full: wait for POLLOUT
-            } else {
-                return false
-            }
+    /// Writes as much of `output` as the socket takes without blocking. Returns `errno` of a
+    /// failed write, or 0. Call with the mutex held.
+    private func flushOutputLocked() -> Int32 {
+        guard socket >= 0 else { return EBADF }
+        let (written, error) = output.withUnsafeBytes { raw in
+            sendAll(socket, UnsafeRawBufferPointer(rebasing: raw[outputOffset...]))
         }
-        output.removeAll(keepingCapacity: output.capacity <= 65536)
-        outputOffset = 0
-        return true
+        outputOffset += written
+        if outputOffset == output.count {
+            output.removeAll(keepingCapacity: output.capacity <= 65536)
+            outputOffset = 0
+        }
+        return error
     }
 
     /// Wakes the thread from `poll`. Call with the mutex held.
@@ -250,7 +255,7 @@ final class RedisConnection: @unchecked Sendable {
 
     private func threadMain() {
         _ = chiredis_block_sigpipe_on_this_thread()
-        chiredis_set_thread_name("redis-\(id)")
+        chiredis_set_thread_name(threadName)
         let link = RedisLink(connection: self)
         var closed = false
         while true {
@@ -263,6 +268,7 @@ final class RedisConnection: @unchecked Sendable {
                     connected.store(true, ordering: .relaxed)
                     continue
                 }
+                if isClosing() { continue }  // the queued requests fail with `closed` on the way out
                 failQueued(with: link.notConnectedError())
                 waitForWake(until: link.nextAttempt)
                 continue
@@ -273,7 +279,8 @@ final class RedisConnection: @unchecked Sendable {
             closed = closing
             let batch = queue
             queue.removeAll(keepingCapacity: true)
-            var writeFailed = false
+            var writeFailed = writeError
+            writeError = 0
             if !closed && !batch.isEmpty {
                 let now = Monotonic.now()
                 let wasIdle = output.isEmpty
@@ -288,7 +295,7 @@ final class RedisConnection: @unchecked Sendable {
                 }
                 if wasIdle && !output.isEmpty { roundTrips.add(1, ordering: .relaxed) }
             }
-            if outputOffset < output.count { writeFailed = !flushOutputLocked() }
+            if writeFailed == 0 && outputOffset < output.count { writeFailed = flushOutputLocked() }
             let wantsWrite = outputOffset < output.count
             let oldest = inflight.first?.sentAt
             pthread_mutex_unlock(mutex)
@@ -296,8 +303,8 @@ final class RedisConnection: @unchecked Sendable {
                 fail(batch, with: CacheError.closed("redis"))
                 if oldest == nil { break }
             }
-            if writeFailed {
-                connectionLost(link, link.socketError(writing: true))
+            if writeFailed != 0 {
+                connectionLost(link, link.socketError(writing: true, errno: writeFailed))
                 continue
             }
 
@@ -315,18 +322,18 @@ final class RedisConnection: @unchecked Sendable {
                     continue
                 }
             }
-            if let oldest = currentOldest(), Monotonic.now() &- oldest >= link.commandTimeoutNanoseconds {
-                connectionLost(link, link.timeoutError())
-            }
+            // The oldest request's deadline is checked at the top of the loop (`pollTimeout`).
         }
         // Leaving: fail whatever is left and release the descriptors.
         pthread_mutex_lock(mutex)
-        let leftover = queue + Array(inflight)
+        let leftoverQueued = queue
+        let leftoverInFlight = Array(inflight)
         queue.removeAll()
         inflight.removeAll()
         socket = -1
         pthread_mutex_unlock(mutex)
-        fail(leftover, with: CacheError.closed("redis"), taken: false)
+        fail(leftoverQueued, with: CacheError.closed("redis"), taken: false)
+        fail(leftoverInFlight, with: CacheError.closed("redis"), taken: true)
         link.disconnect()
         connected.store(false, ordering: .relaxed)
         pthread_mutex_lock(mutex)
@@ -343,12 +350,6 @@ final class RedisConnection: @unchecked Sendable {
         pthread_mutex_lock(mutex)
         defer { pthread_mutex_unlock(mutex) }
         return closing
-    }
-
-    private func currentOldest() -> UInt64? {
-        pthread_mutex_lock(mutex)
-        defer { pthread_mutex_unlock(mutex) }
-        return inflight.first?.sentAt
     }
 
     /// Hands one reply to the oldest request in flight, decoded as that request asks; resumes
@@ -454,4 +455,23 @@ enum Monotonic {
         guard seconds >= 0 else { return 0 }
         return UInt64(seconds) &* 1_000_000_000 &+ UInt64(attoseconds / 1_000_000_000)
     }
+}
+
+/// Sends as much of `bytes` as the socket takes without blocking: the bytes written, and
+/// `errno` of a failure (0 when the socket is merely full).
+private func sendAll(_ socket: Int32, _ bytes: UnsafeRawBufferPointer) -> (written: Int, error: Int32) {
+    guard let base = bytes.baseAddress else { return (0, 0) }
+    var written = 0
+    while written < bytes.count {
+        let sent = sendNonBlocking(socket, base + written, bytes.count - written)
+        if sent > 0 {
+            written += sent
+            continue
+        }
+        let code = chiredis_errno()
+        if sent < 0 && code == EINTR { continue }
+        if sent < 0 && chiredis_errno_is_timeout(code) != 0 { return (written, 0) }
+        return (written, sent == 0 ? EPIPE : code)
+    }
+    return (written, 0)
 }

@@ -234,17 +234,16 @@ final class RedisLink {
 
     /// Waits for the socket (readable, or writable when `wantsWrite`) or the wake-up pipe.
     func poll(wakeFD: Int32, wantsWrite: Bool, timeoutMilliseconds: Int32) -> (readable: Bool, wake: Bool) {
-        var descriptors = [
+        var descriptors = (
             pollfd(fd: socket, events: Int16(POLLIN) | (wantsWrite ? Int16(POLLOUT) : 0), revents: 0),
-            pollfd(fd: wakeFD, events: Int16(POLLIN), revents: 0),
-        ]
-        let ready = descriptors.withUnsafeMutableBufferPointer { pointer in
-            pollDescriptors(pointer.baseAddress, 2, timeoutMilliseconds)
+            pollfd(fd: wakeFD, events: Int16(POLLIN), revents: 0)
+        )
+        let ready = withUnsafeMutableBytes(of: &descriptors) { raw in
+            pollDescriptors(raw.baseAddress?.assumingMemoryBound(to: pollfd.self), 2, timeoutMilliseconds)
         }
         guard ready > 0 else { return (false, false) }
-        let socketEvents = descriptors[0].revents
-        let readable = socketEvents & (Int16(POLLIN) | Int16(POLLHUP) | Int16(POLLERR)) != 0
-        return (readable, descriptors[1].revents != 0)
+        let readable = descriptors.0.revents & (Int16(POLLIN) | Int16(POLLHUP) | Int16(POLLERR)) != 0
+        return (readable, descriptors.1.revents != 0)
     }
 
     /// Reads what the socket has, feeds the hiredis reader, and hands every complete reply to

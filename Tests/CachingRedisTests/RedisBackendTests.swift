@@ -220,6 +220,39 @@ struct RedisBackendTests {
         }
     }
 
+    @Test func valuesLargerThanTheSocketBuffers() async throws {
+        // 16 MiB does not fit in the socket's send buffer: the caller's write is partial and
+        // the connection's thread finishes it when the socket is writable, while small calls
+        // queue behind it on the same connection.
+        try await withBackend(poolSize: 1) { backend, prefix in
+            let block = (0..<65536).map { UInt8(truncatingIfNeeded: $0 &* 7 &+ $0 >> 12) }
+            var big: [UInt8] = []
+            big.reserveCapacity(16 << 20)
+            for index in 0..<256 {
+                big.append(contentsOf: block)
+                big[big.count - 1 - index] = UInt8(index)  // no two blocks alike
+            }
+            let value = big
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask { try await backend.set(prefix + "big", to: value, ttl: .seconds(60)) }
+                for index in 0..<20 {
+                    group.addTask { try await backend.set(prefix + "small\(index)", to: [UInt8(index)], ttl: .seconds(60)) }
+                }
+                try await group.waitForAll()
+            }
+            let entry = try await backend.get(prefix + "big")
+            #expect(entry?.value.count == value.count)
+            #expect(entry?.value == value)
+            let smalls = try await backend.get((0..<20).map { prefix + "small\($0)" })
+            #expect(smalls.map { $0?.value } == (0..<20).map { [UInt8($0)] })
+            // Several large values in one pipelined batch.
+            let items = (0..<4).map { (key: prefix + "many\($0)", value: [UInt8](repeating: UInt8($0), count: 3 << 20)) }
+            try await backend.set(items, ttl: .seconds(60))
+            let many = try await backend.get(items.map(\.key))
+            #expect(many.map { $0?.value } == items.map(\.value))
+        }
+    }
+
     @Test func unusualKeys() async throws {
         try await withBackend { backend, prefix in
             let keys = [
@@ -287,6 +320,45 @@ struct RedisBackendTests {
         }
     }
 
+    @Test func repliesStayMatchedUnderCancellationAndMixedCommands() async throws {
+        // Many tasks on two connections, mixing single and multi-command requests, some of them
+        // cancelled at random: every call that completes must get its own key's answer.
+        try await withBackend(poolSize: 2) { backend, prefix in
+            let count = 400
+            try await backend.set((0..<count).map { (key: prefix + "m\($0)", value: Array("v\($0)".utf8)) }, ttl: .seconds(60))
+            let wrong = try await withThrowingTaskGroup(of: Int.self) { group in
+                var tasks: [Task<Int, any Error>] = []
+                for round in 0..<5 {
+                    for index in 0..<count {
+                        let task = Task<Int, any Error> {
+                            switch (index + round) % 4 {
+                            case 0:
+                                return try await backend.get(prefix + "m\(index)")?.value == Array("v\(index)".utf8) ? 0 : 1
+                            case 1:
+                                let pair = try await backend.get([prefix + "m\(index)", prefix + "none"])
+                                return pair.map { $0?.value } == [Array("v\(index)".utf8), nil] ? 0 : 1
+                            case 2:
+                                return try await backend.exists(prefix + "m\(index)") ? 0 : 1
+                            default:
+                                let n = try await backend.increment(prefix + "n\(index)", by: 1, ttl: .seconds(60))
+                                return n >= 1 && n <= 5 ? 0 : 1
+                            }
+                        }
+                        tasks.append(task)
+                        if index % 7 == 3 { task.cancel() }
+                    }
+                }
+                for task in tasks {
+                    group.addTask {
+                        do { return try await task.value } catch let error as CacheError where error.code == .cancelled { return 0 }
+                    }
+                }
+                return try await group.reduce(0, +)
+            }
+            #expect(wrong == 0, "\(wrong) calls got another call's answer")
+        }
+    }
+
     @Test func pingAndClose() async throws {
         let backend = try TestEnvironment.sharedBackend()
         let rtt = try await backend.ping()
@@ -295,5 +367,54 @@ struct RedisBackendTests {
         try await backend.close()
         #expect(await cacheError { _ = try await backend.get("k") }?.code == .closed)
         #expect(await cacheError { try await backend.ping() }?.code == .closed)
+    }
+}
+
+/// Connection threads end when the backend is closed, or released without closing.
+@Suite(.enabled(if: TestEnvironment.sharedServerEnabled, "CACHING_REDIS_URL is not set or its server does not answer"))
+struct RedisThreadLifecycleTests {
+    /// How many of this process's threads belong to the backends numbered `serials` (Linux
+    /// only; nil elsewhere). Threads are named `redis<serial>.<connection>`.
+    private func threadCount(of serials: [Int]) -> Int? {
+        guard let tasks = try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/task") else { return nil }
+        let names = Set(serials.flatMap { serial in (0..<3).map { "redis\(serial).\($0)" } })
+        return tasks.filter { task in
+            let comm = (try? String(contentsOfFile: "/proc/self/task/\(task)/comm", encoding: .utf8)) ?? ""
+            return names.contains(comm.trimmingCharacters(in: .whitespacesAndNewlines))
+        }.count
+    }
+
+    @Test func closeAndReleaseEndTheThreads() async throws {
+        var configuration = try RedisConfiguration(url: try #require(TestEnvironment.sharedRedisURL))
+        configuration.poolSize = 3
+        var serials: [Int] = []
+        for _ in 0..<5 {
+            let backend = try RedisBackend(configuration: configuration, logger: testLogger)
+            serials.append(backend.serial)
+            try await backend.ping()
+            // Each thread names itself when it starts: give a loaded machine a moment.
+            var running = threadCount(of: [backend.serial]) ?? 3
+            let started = ContinuousClock.now
+            while running < 3 && ContinuousClock.now - started < .seconds(5) {
+                try await Task.sleep(for: .milliseconds(10))
+                running = threadCount(of: [backend.serial]) ?? 3
+            }
+            #expect(running == 3)
+            try await backend.close()
+            if let left = threadCount(of: [backend.serial]) { #expect(left == 0, "close() left \(left) threads") }
+        }
+        do {
+            let released = try RedisBackend(configuration: configuration, logger: testLogger)
+            serials.append(released.serial)
+            try await released.ping()
+        }
+        // The released backend's threads stop on their own.
+        let deadline = ContinuousClock.now + .seconds(5)
+        var left = threadCount(of: serials) ?? 0
+        while left > 0 && ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(20))
+            left = threadCount(of: serials) ?? 0
+        }
+        #expect(left == 0, "\(left) connection threads are left")
     }
 }

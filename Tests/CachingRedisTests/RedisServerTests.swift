@@ -5,8 +5,9 @@ import Testing
 
 @testable import CachingRedis
 
-/// Tests on private servers that they configure, stop, pause or restart.
-@Suite(.enabled(if: TestEnvironment.privateServersEnabled, "redis-server is not on PATH"))
+/// Tests on private servers that they configure, stop, pause or restart. Serialized: several
+/// measure time (timeouts, a heartbeat), which other heavy tests of this suite would disturb.
+@Suite(.serialized, .enabled(if: TestEnvironment.privateServersEnabled, "redis-server is not on PATH"))
 struct RedisServerTests {
     private func configuration(_ server: RedisServerProcess, commandTimeout: Duration = .seconds(2)) -> RedisConfiguration {
         var configuration = RedisConfiguration(host: "127.0.0.1", port: server.port)
@@ -240,18 +241,16 @@ struct RedisServerTests {
 
     @Test func cancelledCallsLeaveTheQueueAtOnce() async throws {
         try await withRedisServer { server in
+            // A stopped server accepts the TCP connection but never answers the handshake: the
+            // calls queue behind it for the whole command timeout, unless they are cancelled.
+            server.pause()
+            defer { server.resume() }
             var options = configuration(server, commandTimeout: .seconds(3))
             options.poolSize = 1
             let backend = try RedisBackend(configuration: options, logger: testLogger)
-            try await backend.set("k", to: [1], ttl: nil)
-            server.pause()
-            defer { server.resume() }
-            // The first call is sent and waits for the stopped server; the next ones queue.
-            let inFlight = Task { try await backend.get("k") }
+            let queued = (0..<10).map { _ in Task { try await backend.get("k") } }
             try await Task.sleep(for: .milliseconds(100))
             let clock = ContinuousClock()
-            let queued = (0..<10).map { _ in Task { try await backend.get("k") } }
-            try await Task.sleep(for: .milliseconds(50))
             let start = clock.now
             for task in queued { task.cancel() }
             for task in queued {
@@ -260,25 +259,22 @@ struct RedisServerTests {
             }
             #expect(clock.now - start < .seconds(1))
             server.resume()
-            _ = try? await inFlight.value
+            _ = try await eventually(within: .seconds(10)) { _ = try await backend.get("k") }
             try await backend.close()
         }
     }
 
     @Test func closeFailsQueuedCallsAndJoinsTheThreads() async throws {
         try await withRedisServer { server in
-            // The command timeout is long enough for the steps below to happen before it, even
-            // on a loaded machine; close() then waits for the call in flight to time out.
-            var options = configuration(server, commandTimeout: .milliseconds(1500))
-            options.poolSize = 1
-            let backend = try RedisBackend(configuration: options, logger: testLogger)
-            try await backend.set("k", to: [1], ttl: nil)
+            // A stopped server accepts the TCP connection but never answers the handshake, so
+            // the calls below stay queued until close().
             server.pause()
             defer { server.resume() }
-            let inFlight = Task { try await backend.get("k") }
-            try await Task.sleep(for: .milliseconds(100))
+            var options = configuration(server, commandTimeout: .milliseconds(800))
+            options.poolSize = 1
+            let backend = try RedisBackend(configuration: options, logger: testLogger)
             let queued = (0..<5).map { _ in Task { try await backend.get("k") } }
-            try await Task.sleep(for: .milliseconds(50))
+            try await Task.sleep(for: .milliseconds(100))
             let clock = ContinuousClock()
             let start = clock.now
             try await backend.close()
@@ -287,9 +283,25 @@ struct RedisServerTests {
                 let error = await cacheError { _ = try await task.value }
                 #expect(error?.code == .closed)
             }
-            let inFlightError = await cacheError { _ = try await inFlight.value }
-            #expect(inFlightError?.code == .timeout)
             #expect(await cacheError { try await backend.set("k", to: [2], ttl: nil) }?.code == .closed)
+        }
+    }
+
+    @Test func closeLetsCallsInFlightFinish() async throws {
+        try await withRedisServer { server in
+            var options = configuration(server, commandTimeout: .seconds(5))
+            options.poolSize = 1
+            let backend = try RedisBackend(configuration: options, logger: testLogger)
+            try await backend.set("k", to: [7], ttl: nil)
+            server.pause()
+            let inFlight = Task { try await backend.get("k") }
+            try await Task.sleep(for: .milliseconds(100))
+            async let closing: Void = backend.close()
+            try await Task.sleep(for: .milliseconds(200))
+            server.resume()
+            try await closing
+            #expect(try await inFlight.value?.value == [7])
+            #expect(await cacheError { _ = try await backend.get("k") }?.code == .closed)
         }
     }
 

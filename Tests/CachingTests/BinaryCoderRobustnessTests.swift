@@ -94,6 +94,38 @@ final class Nesting: Decodable {
         #expect(throws: CacheError.self) { try coder.encode(Tree.deep(300)) }
     }
 
+    @Test func nestedContainersClaimingTheWholeInputThrowQuickly() throws {
+        // 200 nested containers each claim 2^20 entries, and 2 MiB of filler could hold that
+        // many for one of them. The decoder must not reserve room for 2^20 entries at every
+        // level (1.6 GB) before finding out that they cannot all exist.
+        final class Chain: Codable {
+            var next: Chain?
+        }
+        let fingerprint = try coder.encode(Chain())[2]
+        var bytes: [UInt8] = [1]
+        for _ in 0..<200 {
+            bytes += [0xD9, 0x80, 0x80, 0x40, 0x00, fingerprint]  // 2^20 entries, salt 0, key "next"
+        }
+        bytes.append(0xD0)
+        bytes += Array(repeating: 0x00, count: 1 << 21)
+        func peakMemory() -> Int {
+            var usage = rusage()
+            #if os(Linux)
+            getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &usage)
+            return usage.ru_maxrss * 1024  // KiB on Linux
+            #else
+            getrusage(RUSAGE_SELF, &usage)
+            return usage.ru_maxrss  // bytes on Darwin
+            #endif
+        }
+        let peakBefore = peakMemory()
+        let clock = ContinuousClock()
+        let start = clock.now
+        expectDecodingFailed { _ = try coder.decode(Chain.self, from: bytes) }
+        #expect(clock.now - start < .seconds(30))
+        #expect(peakMemory() - peakBefore < 512 << 20, "peak memory grew by \((peakMemory() - peakBefore) >> 20) MiB")
+    }
+
     @Test func invalidUTF8AndUnknownTagsThrow() throws {
         expectDecodingFailed { _ = try coder.decode(String.self, from: [1, 0xB2, 0xC3, 0x28]) }
         expectDecodingFailed { _ = try coder.decode(Bag.self, from: [1, 0x91, 0xF0, 0x01, 0xFF, 0x01]) }
@@ -111,6 +143,62 @@ final class Nesting: Decodable {
         expectDecodingFailed { _ = try coder.decode(User.self, from: Array(bytes.dropLast(4))) }
         bytes[bytes.count - 1] ^= 1
         expectDecodingFailed { _ = try coder.decode(User.self, from: bytes) }
+    }
+
+    @Test func concurrentEncodingAndDecodingAreIndependent() async throws {
+        let coder = BinaryCoder()
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for task in 0..<8 {
+                group.addTask { () async throws -> Void in
+                    for i in 0..<1_000 {
+                        let user = User(id: task * 10_000 + i, name: "n\(i)", email: "e\(task)", score: Double(i) / 4, active: i % 2 == 0)
+                        let decodedUser = try coder.decode(User.self, from: coder.encode(user))
+                        #expect(decodedUser == user)
+                        let order = i % 50 == 0 ? Order.sample : nil
+                        let decodedOrder = try coder.decode(Order?.self, from: coder.encode(order))
+                        #expect(decodedOrder == order)
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+    }
+
+    @Test func anEncoderKeptPastEncodeToIsNotReused() throws {
+        final class Box: @unchecked Sendable {
+            // Set and read on one thread in this test only.
+            var encoder: (any Encoder)?
+            var decoder: (any Decoder)?
+        }
+        struct Leaky: Codable {
+            let box: Box
+            init(box: Box) { self.box = box }
+            init(from decoder: any Decoder) throws {
+                box = Box()
+                box.decoder = decoder
+                _ = try decoder.singleValueContainer().decode(Int.self)
+            }
+            func encode(to encoder: any Encoder) throws {
+                box.encoder = encoder
+                var container = encoder.singleValueContainer()
+                try container.encode(1)
+            }
+        }
+        let box = Box()
+        let coder = BinaryCoder()
+        let leaky = try coder.encode(Leaky(box: box))
+        // The writer the leaked encoder holds must not serve the next encoding.
+        let bytes = try coder.encode(User.sample)
+        var stale = try #require(box.encoder).singleValueContainer()
+        #expect(throws: (any Error).self) { try stale.encode(2) }
+        #expect(try coder.decode(User.self, from: bytes) == User.sample)
+        #expect(try coder.encode(User.sample) == bytes)
+        let decoded = try coder.decode(Leaky.self, from: leaky)
+        #expect(try coder.decode(User.self, from: bytes) == User.sample)
+        let staleDecoder = try #require(decoded.box.decoder)
+        #expect(try staleDecoder.singleValueContainer().decode(Int.self) == 1)
+        #expect(throws: (any Error).self) { try staleDecoder.container(keyedBy: DynamicKey.self) }
+        #expect(try coder.decode(User.self, from: bytes) == User.sample)
     }
 
     @Test func seededRandomInputsNeverCrash() throws {

@@ -305,6 +305,66 @@ indirect enum Tree: Codable, Equatable {
     }
 }
 
+/// Uses every container API by hand: nested keyed and unkeyed containers, explicit nils,
+/// super encoders with and without keys, and nested containers inside unkeyed ones.
+struct KitchenSink: Codable, Equatable {
+    var title: String
+    var pairs: [[Int]]
+    var maybe: Int?
+    var parent: String
+    var inner: [String: Bool]
+
+    enum CodingKeys: String, CodingKey { case title, pairs, maybe, base, details }
+    enum DetailKeys: String, CodingKey { case inner, count }
+
+    init(title: String, pairs: [[Int]], maybe: Int?, parent: String, inner: [String: Bool]) {
+        self.title = title
+        self.pairs = pairs
+        self.maybe = maybe
+        self.parent = parent
+        self.inner = inner
+    }
+
+    func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(title, forKey: .title)
+        var list = container.nestedUnkeyedContainer(forKey: .pairs)
+        for pair in pairs {
+            var nested = list.nestedUnkeyedContainer()
+            for value in pair { try nested.encode(value) }
+            try list.encodeNil()
+        }
+        if let maybe { try container.encode(maybe, forKey: .maybe) } else { try container.encodeNil(forKey: .maybe) }
+        var base = container.superEncoder(forKey: .base).singleValueContainer()
+        try base.encode(parent)
+        var details = container.nestedContainer(keyedBy: DetailKeys.self, forKey: .details)
+        try details.encode(inner, forKey: .inner)
+        try details.encode(inner.count, forKey: .count)
+    }
+
+    init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        title = try container.decode(String.self, forKey: .title)
+        var list = try container.nestedUnkeyedContainer(forKey: .pairs)
+        var pairs: [[Int]] = []
+        while !list.isAtEnd {
+            var nested = try list.nestedUnkeyedContainer()
+            var pair: [Int] = []
+            while !nested.isAtEnd { pair.append(try nested.decode(Int.self)) }
+            pairs.append(pair)
+            guard try list.decodeNil() else { throw DecodingError.dataCorruptedError(in: list, debugDescription: "nil") }
+        }
+        self.pairs = pairs
+        maybe = try container.decodeNil(forKey: .maybe) ? nil : try container.decode(Int.self, forKey: .maybe)
+        parent = try container.superDecoder(forKey: .base).singleValueContainer().decode(String.self)
+        let details = try container.nestedContainer(keyedBy: DetailKeys.self, forKey: .details)
+        inner = try details.decode([String: Bool].self, forKey: .inner)
+        guard try details.decode(Int.self, forKey: .count) == inner.count, list.count == pairs.count * 2 else {
+            throw DecodingError.dataCorruptedError(forKey: .count, in: details, debugDescription: "count")
+        }
+    }
+}
+
 /// A deterministic random number generator for the fuzz tests.
 struct SplitMix64: RandomNumberGenerator {
     var state: UInt64
@@ -573,6 +633,29 @@ func expectDecodingFailed(
             #expect(try roundTrip(wide, coder) == wide)
             #expect(try roundTrip([wide, Wide()], coder) == [wide, Wide()])
         }
+    }
+
+    @Test func roundTripsEveryContainerAPI() throws {
+        let values = [
+            KitchenSink(title: "t", pairs: [[1, 2], [], [3]], maybe: nil, parent: "p", inner: ["a": true, "b": false]),
+            KitchenSink(title: "", pairs: [], maybe: 7, parent: "", inner: [:]),
+        ]
+        for coder in coders {
+            #expect(try roundTrip(values, coder) == values)
+        }
+    }
+
+    @Test func roundTripsManyDistinctKeyNames() throws {
+        // More than 240 names, so name ids take the long form.
+        let dictionaries = (0..<3).map { copy in
+            Dictionary(uniqueKeysWithValues: (0..<600).map { ("key-\($0)", $0 * copy) })
+        }
+        for coder in coders {
+            #expect(try roundTrip(dictionaries, coder) == dictionaries)
+        }
+        let single = try BinaryCoder().encode(dictionaries[0])
+        let triple = try BinaryCoder().encode(dictionaries)
+        #expect(triple.count < 2 * single.count, "repeated key names are written once")
     }
 
     @Test func roundTripsDeepRecursiveValuesWithinMaxDepth() throws {

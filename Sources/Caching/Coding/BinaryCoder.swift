@@ -13,22 +13,21 @@
 ///
 /// ## Wire format (version 1)
 ///
-/// A message is a version byte (`0x01`), one value, and a trailer. Every value starts with a
-/// one-byte tag. Integers are LEB128 varints (zigzag for signed types), and 0...127 and -32...-1
-/// fit in the tag; `Double`s that are exact as `Float` take 5 bytes, others 9, as bit patterns;
-/// strings and byte blobs (`[UInt8]`, `Data`) are length-prefixed, and strings of up to 31
-/// bytes carry their length in the tag; `UUID` takes 17 bytes. Unkeyed containers are a count
-/// and the elements. A present `Optional` is marked with one byte, so `.some(nil)` is told
-/// apart from `nil`, at the top level too.
+/// A message is a version byte (`0x01`), one value, and, when any key was fingerprinted, a
+/// 4-byte trailer. Every value starts with a one-byte tag. Integers are LEB128 varints (zigzag
+/// for negative values) and 0...127 and -32...-1 fit in the tag; a `Double` takes its smallest
+/// exact form: a short decimal (`97.25` in 4 bytes), a `Float` (5) or its 64 bits (9); strings and
+/// byte blobs (`[UInt8]`, `Data`) are length-prefixed, and strings of up to 31 bytes carry their
+/// length in the tag; a `UUID` takes 17 bytes. Unkeyed containers are a count and the elements. A
+/// present `Optional` is marked where needed to tell `.some(nil)` from `nil`, at the top level too.
 ///
-/// Keyed containers are a count and entries, each a key token and a value. Keys of a
-/// `CodingKeys` enum (a fixed set of keys, as synthesized `Codable` uses) are written as a
-/// one-byte **fingerprint** of their name, so a struct's keys cost one byte each. Other keys
-/// (dictionary keys, keys made at run time) are written by **name**, each distinct name once per
-/// message and then as a small id. The trailer holds the number of fingerprinted keys written
-/// and a 32-bit sum of checks of their names; decoding verifies both, so a type that reads
-/// different names than were written gets an error, never another field's value. The full
-/// format is in Docs/Coders.md.
+/// Keyed containers are a count and entries, each a key token and a value. Keys of a fixed key
+/// type (a `CodingKeys` enum, as synthesized `Codable` uses) are written as a one-byte
+/// **fingerprint** of their name, so a struct's keys cost one byte each. Other keys (dictionary
+/// keys, keys made at run time) are written by **name**, each distinct name once per message and
+/// then as a small id. The trailer is a 32-bit sum of checks of the fingerprinted names; decoding
+/// verifies it, and that every fingerprinted entry was read, so a type that reads other names than
+/// were written gets an error, never another field's value. Docs/Coders.md has the full format.
 ///
 /// ## Determinism
 ///
@@ -39,18 +38,27 @@
 ///
 /// ## Compatibility
 ///
-/// With the default ``KeyEncoding/fingerprinted`` keys, values written by an older version of
-/// a type still decode after you:
-/// - add an optional property (it decodes as `nil`), or a property with a default that the
-///   type's `init(from:)` supplies when the key is absent;
-/// - reorder properties;
+/// Bytes of another format version or another coder fail with
+/// ``CacheError/Code/decodingFailed``, which ``CacheFront`` treats as a miss. With the default
+/// ``KeyEncoding/fingerprinted`` keys, values written by an older version of a type still decode
+/// after you:
+/// - add an optional property (it decodes as `nil`), or one that the type's `init(from:)` gives
+///   a default when the key is absent;
+/// - reorder properties, or make a property optional;
 /// - widen an integer type (`Int32` to `Int64`), or change between integer and floating-point
 ///   types when the value is exact in the new type.
 ///
-/// These changes make old entries fail to decode, which ``CacheFront`` treats as a miss (it
-/// removes the entry and computes the value again): removing or renaming a property, adding
-/// a non-optional property without a default, and changing a property's type otherwise.
+/// These changes make old entries fail to decode, so ``CacheFront`` treats them as misses (it
+/// removes the entry and computes the value again): removing or renaming a property, adding a
+/// non-optional property without a default, and changing a property's type otherwise.
 /// ``KeyEncoding/named`` also tolerates removed properties, like JSON, at the cost of bytes.
+///
+/// ## Limits
+///
+/// With fingerprinted keys, a type's `init(from:)` must read every key its `encode(to:)` wrote
+/// (in any order), and cannot list `allKeys` of its own `CodingKeys` container; use
+/// ``KeyEncoding/named`` for such types. Containers are written in place, so a nested container
+/// must be filled before its parent writes its next value. Each limit fails with a clear error.
 ///
 /// ## Safety
 ///
@@ -113,9 +121,10 @@ public struct BinaryCoder: Coder {
     ///   its encoder in a way this format cannot represent (see ``BinaryCoder``), or nests
     ///   deeper than ``maxDepth``.
     public func encode<T: Encodable>(_ value: T) throws -> [UInt8] {
-        let writer = BinaryWriter(
+        var writer = BinaryWriter.make(
             fingerprintKeys: keyEncoding == .fingerprinted, maxDepth: maxDepth, userInfo: userInfo
         )
+        defer { BinaryWriter.recycle(&writer) }
         do {
             try writer.writeValue(value, key: nil)
             return try writer.finish()
@@ -141,7 +150,8 @@ public struct BinaryCoder: Coder {
         guard version == BinaryFormat.version else {
             throw CacheError(.decodingFailed, "BinaryCoder cannot decode \(T.self): \(Self.describeVersion(bytes))")
         }
-        let reader = BinaryReader(bytes: bytes, maxDepth: maxDepth, userInfo: userInfo)
+        var reader = BinaryReader.make(bytes: bytes, maxDepth: maxDepth, userInfo: userInfo)
+        defer { BinaryReader.recycle(&reader) }
         do {
             let (value, end) = try reader.readValue(type, at: 1, key: nil)
             try reader.verifyTrailer(at: end)

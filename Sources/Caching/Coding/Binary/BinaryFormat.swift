@@ -73,29 +73,38 @@ enum BinaryFormat {
 
     // MARK: Key hashing
 
-    /// A stable 64-bit hash of a key's UTF-8 bytes: FNV-1a, then the MurmurHash3 finalizer.
+    /// A stable 64-bit hash of a key's UTF-8 bytes.
     ///
-    /// It is part of the wire format: it must never change for format version 1. It is not
-    /// Swift's `Hasher`, which is seeded per process.
+    /// It is part of the wire format and must never change for format version 1: starting from
+    /// `0x9E3779B97F4A7C15 ^ byteCount`, each 8-byte little-endian chunk of the bytes (the last
+    /// one zero-padded, and one zero chunk for an empty key) is XORed in and the state put
+    /// through ``mix(_:)``. It is not Swift's `Hasher`, which is seeded per process.
     @inline(__always)
     static func keyHash(_ key: String) -> UInt64 {
-        var h: UInt64 = 0xcbf2_9ce4_8422_2325
-        if let done = key.utf8.withContiguousStorageIfAvailable({ buffer -> UInt64 in
-            var h = h
-            for byte in buffer {
-                h ^= UInt64(byte)
-                h = h &* 0x0000_0100_0000_01b3
-            }
-            return h
-        }) {
-            h = done
-        } else {
-            for byte in key.utf8 {
-                h ^= UInt64(byte)
-                h = h &* 0x0000_0100_0000_01b3
-            }
+        if let hash = key.utf8.withContiguousStorageIfAvailable({ hashBytes($0) }) {
+            return hash
         }
-        return mix(h)
+        return Array(key.utf8).withUnsafeBufferPointer { hashBytes($0) }
+    }
+
+    @inline(__always)
+    static func hashBytes(_ bytes: UnsafeBufferPointer<UInt8>) -> UInt64 {
+        let count = bytes.count
+        var h: UInt64 = 0x9e37_79b9_7f4a_7c15 ^ UInt64(truncatingIfNeeded: count)
+        var i = 0
+        while count - i > 8 {
+            let chunk = UnsafeRawBufferPointer(bytes).loadUnaligned(fromByteOffset: i, as: UInt64.self)
+            h = mix(h ^ UInt64(littleEndian: chunk))
+            i += 8
+        }
+        var tail: UInt64 = 0
+        var shift: UInt64 = 0
+        while i < count {
+            tail |= UInt64(bytes[i]) << shift
+            shift += 8
+            i += 1
+        }
+        return mix(h ^ tail)
     }
 
     @inline(__always)

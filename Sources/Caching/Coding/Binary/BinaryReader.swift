@@ -1,3 +1,5 @@
+import Synchronization
+
 /// The state of one ``BinaryCoder`` decoding: the input, the containers being read, the key
 /// names seen so far and the running fingerprint check.
 ///
@@ -76,7 +78,7 @@ final class BinaryReader {
     // quarter of the decoding time. This is safe because a reader is confined to one synchronous
     // `BinaryCoder.decode` call on one thread, and no access to one of these properties is held
     // across a call that touches the same property (each access is a single statement).
-    let bytes: [UInt8]
+    @exclusivity(unchecked) var bytes: [UInt8]
     @exclusivity(unchecked) var frames: [Frame] = []
     /// One slot per entry of every open keyed container: whether it was read, the check of the
     /// key that read it, and whether the fingerprints inside its value were counted.
@@ -91,17 +93,70 @@ final class BinaryReader {
     @exclusivity(unchecked) var fingerprintSum: UInt32 = 0
     @exclusivity(unchecked) var nextSerial = 0
     @exclusivity(unchecked) var depth = 0
-    let maxDepth: Int
-    let userInfo: [CodingUserInfoKey: Any]
+    @exclusivity(unchecked) var maxDepth: Int
+    @exclusivity(unchecked) var sendableUserInfo: [CodingUserInfoKey: any Sendable]
+    /// The last type found not to be a ``BinaryDecodingHook``, to skip the dynamic cast.
+    @exclusivity(unchecked) var lastPlainType: ObjectIdentifier?
+    var userInfo: [CodingUserInfoKey: Any] { sendableUserInfo }
     /// The first error met where the `Decoder` API cannot throw (`allKeys`, `contains`).
     var deferredError: DecodingError?
+    /// Whether ``deferredError`` is set; cheaper to test than the optional.
+    @exclusivity(unchecked) var hasDeferredError = false
     /// The end of the last value read by a single value container, to spare a rescan.
     @exclusivity(unchecked) var lastSingleValue: (position: Int, end: Int) = (-1, -1)
 
-    init(bytes: [UInt8], maxDepth: Int, userInfo: [CodingUserInfoKey: Any]) {
+    private init(bytes: [UInt8], maxDepth: Int, userInfo: [CodingUserInfoKey: any Sendable]) {
         self.bytes = bytes
         self.maxDepth = maxDepth
-        self.userInfo = userInfo
+        self.sendableUserInfo = userInfo
+    }
+
+    // MARK: Reuse
+
+    /// One spare reader, so that consecutive decodings reuse its arrays instead of allocating
+    /// them again. Ownership moves through the atomic exchange, so a reader is only ever used by
+    /// one decoding at a time.
+    /// The spare object's address (an `Unmanaged` +1 reference), or 0.
+    private static let spare = Atomic<Int>(0)
+
+    /// A reader for `bytes`: the spare one if there is one, else a new one.
+    static func make(bytes: [UInt8], maxDepth: Int, userInfo: [CodingUserInfoKey: any Sendable]) -> BinaryReader {
+        guard let spare = UnsafeMutableRawPointer(bitPattern: spare.exchange(0, ordering: .acquiring)) else {
+            return BinaryReader(bytes: bytes, maxDepth: maxDepth, userInfo: userInfo)
+        }
+        let reader = Unmanaged<BinaryReader>.fromOpaque(spare).takeRetainedValue()
+        reader.bytes = bytes
+        reader.maxDepth = maxDepth
+        reader.sendableUserInfo = userInfo
+        return reader
+    }
+
+    /// Offers a finished reader for reuse. It is kept only if nothing else references it (a
+    /// decoder or container that a type kept past its `init(from:)` must never see it reused)
+    /// and if its arrays are small.
+    static func recycle(_ reader: inout BinaryReader) {
+        guard isKnownUniquelyReferenced(&reader),
+            reader.frames.capacity <= 256, reader.slots.capacity <= 4096, reader.index.capacity <= 4096,
+            reader.nameStarts.capacity <= 1024, reader.path.capacity <= 256
+        else { return }
+        reader.bytes = []
+        reader.frames.removeAll(keepingCapacity: true)
+        reader.slots.removeAll(keepingCapacity: true)
+        reader.index.removeAll(keepingCapacity: true)
+        reader.nameStarts.removeAll(keepingCapacity: true)
+        reader.nameLengths.removeAll(keepingCapacity: true)
+        reader.path.removeAll(keepingCapacity: true)
+        reader.fingerprintCount = 0
+        reader.fingerprintSum = 0
+        reader.depth = 0
+        reader.deferredError = nil
+        reader.hasDeferredError = false
+        reader.lastSingleValue = (-1, -1)
+        reader.sendableUserInfo = [:]
+        let pointer = Unmanaged.passRetained(reader).toOpaque()
+        if !spare.compareExchange(expected: 0, desired: Int(bitPattern: pointer), ordering: .releasing).exchanged {
+            Unmanaged<BinaryReader>.fromOpaque(pointer).release()
+        }
     }
 
     // MARK: Errors
@@ -123,7 +178,10 @@ final class BinaryReader {
     }
 
     func deferError(_ error: DecodingError) {
-        if deferredError == nil { deferredError = error }
+        if !hasDeferredError {
+            deferredError = error
+            hasDeferredError = true
+        }
     }
 
     static func describe(_ tag: UInt8) -> String {
@@ -285,6 +343,19 @@ final class BinaryReader {
         return value
     }
 
+    /// The string in `bytes[start..<start + length]`, or nil if it is not valid UTF-8. ASCII,
+    /// the common case, takes a fast path that needs no validation.
+    @inline(__always)
+    func makeString(start: Int, length: Int) -> String? {
+        bytes.withUnsafeBufferPointer { buffer in
+            let slice = UnsafeBufferPointer(rebasing: buffer[start..<(start + length)])
+            var bits: UInt8 = 0
+            for byte in slice { bits |= byte }
+            if bits < 0x80 { return String(decoding: slice, as: UTF8.self) }
+            return String(validating: slice, as: UTF8.self)
+        }
+    }
+
     /// The value of a ``BinaryFormat/decimal`` whose tag was read.
     @inline(__always)
     func readDecimal(_ p: inout Int) throws -> Double {
@@ -356,12 +427,10 @@ final class BinaryReader {
         default:
             throw mismatch(String.self, found: tag, at: start)
         }
-        let begin = p
-        let string = bytes.withUnsafeBufferPointer { buffer in
-            String(validating: UnsafeBufferPointer(rebasing: buffer[begin..<(begin + length)]), as: UTF8.self)
+        guard let string = makeString(start: p, length: length) else {
+            throw corrupt("a string is not valid UTF-8", at: start)
         }
-        guard let string else { throw corrupt("a string is not valid UTF-8", at: start) }
-        p = begin + length
+        p += length
         return string
     }
 
@@ -538,18 +607,28 @@ final class BinaryReader {
             throw mismatch([String: Any].self, expected: "a keyed container", found: tag, at: position)
         }
         guard count <= (bytes.count - p) / 2 else { throw truncated(p) }
-        let slotBase = slots.count
-        slots.append(contentsOf: repeatElement(0, count: count))
         var frame = Frame(
             kind: .keyed, serial: nextSerial, valuePosition: position, count: count, entriesStart: p,
-            fingerprinted: fingerprinted, salt: salt, hasNamed: hasNamed, blob: false, slotBase: slotBase,
+            fingerprinted: fingerprinted, salt: salt, hasNamed: hasNamed, blob: false, slotBase: slots.count,
             pathEnd: path.count
         )
         if count == 0 { frame.end = p }
         nextSerial &+= 1
         frames.append(frame)
-        return frames.count - 1
+        let frameIndex = frames.count - 1
+        if count > Self.unprovenSlotLimit {
+            // Nested containers each claiming most of the remaining input would otherwise make
+            // the slots grow with depth times input size: parse the entries first, so that
+            // slots are only ever made for entries that exist.
+            try buildIndex(frameIndex)
+        }
+        slots.append(contentsOf: repeatElement(0, count: count))
+        return frameIndex
     }
+
+    /// Keyed containers of at most this many entries get their slots before their entries are
+    /// parsed; this bounds that memory by `maxDepth` times this limit.
+    static let unprovenSlotLimit = 64
 
     @inline(__always)
     func validate(_ frame: Int, _ serial: Int) throws {
@@ -742,10 +821,9 @@ final class BinaryReader {
                     at: frame.entriesStart
                 )
             case .name(let start, let length):
-                let name = bytes.withUnsafeBufferPointer { buffer in
-                    String(validating: UnsafeBufferPointer(rebasing: buffer[start..<(start + length)]), as: UTF8.self)
+                guard let name = makeString(start: start, length: length) else {
+                    throw corrupt("a key name is not valid UTF-8", at: start)
                 }
-                guard let name else { throw corrupt("a key name is not valid UTF-8", at: start) }
                 if let key = K(stringValue: name) { keys.append(key) }
             case .int(let value):
                 if let int = Int(exactly: value), let key = K(intValue: int) {
@@ -859,12 +937,15 @@ final class BinaryReader {
     func readChild<T: Decodable>(
         _ type: T.Type, at position: Int, key: (any CodingKey)?, useHooks: Bool
     ) throws -> (T, Int) {
-        if useHooks, let hook = T.self as? any BinaryDecodingHook.Type {
-            let (value, end) = try hook.decodeBinary(from: self, at: position, key: key)
-            guard let value = value as? T else {
-                throw corrupt("internal error: a decoding hook returned the wrong type", at: position)
+        if useHooks, ObjectIdentifier(T.self) != lastPlainType {
+            if let hook = T.self as? any BinaryDecodingHook.Type {
+                let (value, end) = try hook.decodeBinary(from: self, at: position, key: key)
+                guard let value = value as? T else {
+                    throw corrupt("internal error: a decoding hook returned the wrong type", at: position)
+                }
+                return (value, end)
             }
-            return (value, end)
+            lastPlainType = ObjectIdentifier(T.self)
         }
         guard depth < maxDepth else {
             throw corrupt(
@@ -940,7 +1021,7 @@ final class BinaryReader {
     /// the fingerprinted keys written may follow it, and the keys that read them must add up to
     /// the same sum.
     func verifyTrailer(at end: Int) throws {
-        if let deferredError { throw deferredError }
+        if hasDeferredError, let deferredError { throw deferredError }
         var p = end
         switch bytes.count - end {
         case 0:

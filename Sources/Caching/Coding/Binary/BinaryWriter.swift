@@ -1,3 +1,5 @@
+import Synchronization
+
 /// The state of one ``BinaryCoder`` encoding: a single growing byte buffer shared by every
 /// encoder and container of the message, and a stack of open containers.
 ///
@@ -85,19 +87,73 @@ final class BinaryWriter {
     @exclusivity(unchecked) var nextSerial = 0
     /// The first error met where the `Encoder` API cannot throw (for example `nestedContainer`).
     var deferredError: EncodingError?
-    let fingerprintKeys: Bool
-    let maxDepth: Int
-    let userInfo: [CodingUserInfoKey: Any]
+    /// Whether ``deferredError`` is set; cheaper to test than the optional.
+    @exclusivity(unchecked) var hasDeferredError = false
+    @exclusivity(unchecked) var fingerprintKeys: Bool
+    @exclusivity(unchecked) var maxDepth: Int
+    @exclusivity(unchecked) var sendableUserInfo: [CodingUserInfoKey: any Sendable]
+    var userInfo: [CodingUserInfoKey: Any] { sendableUserInfo }
     @exclusivity(unchecked) private var probedKeyType: ObjectIdentifier?
     @exclusivity(unchecked) private var probedKeyTypeIsStatic = false
+    /// The last type found not to be a ``BinaryEncodingHook``, to skip the dynamic cast.
+    @exclusivity(unchecked) private var lastPlainType: ObjectIdentifier?
 
-    init(fingerprintKeys: Bool, maxDepth: Int, userInfo: [CodingUserInfoKey: Any]) {
+    private init(fingerprintKeys: Bool, maxDepth: Int, userInfo: [CodingUserInfoKey: any Sendable]) {
         self.fingerprintKeys = fingerprintKeys
         self.maxDepth = maxDepth
-        self.userInfo = userInfo
+        self.sendableUserInfo = userInfo
         bytes = []
+        start()
+    }
+
+    private func start() {
         bytes.reserveCapacity(128)
         bytes.append(BinaryFormat.version)
+    }
+
+    // MARK: Reuse
+
+    /// One spare writer, so that consecutive encodings reuse its arrays instead of allocating
+    /// them again. Ownership moves through the atomic exchange, so a writer is only ever used by
+    /// one encoding at a time.
+    /// The spare object's address (an `Unmanaged` +1 reference), or 0.
+    private static let spare = Atomic<Int>(0)
+
+    /// A writer ready for a new message: the spare one if there is one, else a new one.
+    static func make(fingerprintKeys: Bool, maxDepth: Int, userInfo: [CodingUserInfoKey: any Sendable]) -> BinaryWriter {
+        guard let spare = UnsafeMutableRawPointer(bitPattern: spare.exchange(0, ordering: .acquiring)) else {
+            return BinaryWriter(fingerprintKeys: fingerprintKeys, maxDepth: maxDepth, userInfo: userInfo)
+        }
+        let writer = Unmanaged<BinaryWriter>.fromOpaque(spare).takeRetainedValue()
+        writer.fingerprintKeys = fingerprintKeys
+        writer.maxDepth = maxDepth
+        writer.sendableUserInfo = userInfo
+        writer.start()
+        return writer
+    }
+
+    /// Offers a finished writer for reuse. It is kept only if nothing else references it (an
+    /// encoder or container that a type kept past its `encode(to:)` must never see it reused)
+    /// and if its arrays are small.
+    static func recycle(_ writer: inout BinaryWriter) {
+        guard isKnownUniquelyReferenced(&writer),
+            writer.frames.capacity <= 256, writer.records.capacity <= 1024, writer.names.capacity <= 256,
+            writer.path.capacity <= 256
+        else { return }
+        writer.bytes = []
+        writer.frames.removeAll(keepingCapacity: true)
+        writer.records.removeAll(keepingCapacity: true)
+        writer.names.removeAll(keepingCapacity: true)
+        writer.path.removeAll(keepingCapacity: true)
+        writer.fingerprintCount = 0
+        writer.fingerprintSum = 0
+        writer.deferredError = nil
+        writer.hasDeferredError = false
+        writer.sendableUserInfo = [:]
+        let pointer = Unmanaged.passRetained(writer).toOpaque()
+        if !spare.compareExchange(expected: 0, desired: Int(bitPattern: pointer), ordering: .releasing).exchanged {
+            Unmanaged<BinaryWriter>.fromOpaque(pointer).release()
+        }
     }
 
     // MARK: Finishing
@@ -106,7 +162,7 @@ final class BinaryWriter {
     /// sum (little-endian) of the checks of every fingerprinted key.
     func finish() throws -> [UInt8] {
         try closeFrames(downTo: 0)
-        if let deferredError { throw deferredError }
+        if hasDeferredError, let deferredError { throw deferredError }
         if fingerprintCount > 0 {
             withUnsafeBytes(of: fingerprintSum.littleEndian) { bytes.append(contentsOf: $0) }
         }
@@ -125,21 +181,24 @@ final class BinaryWriter {
     }
 
     func deferError(_ error: EncodingError) {
-        if deferredError == nil { deferredError = error }
+        if !hasDeferredError {
+            deferredError = error
+            hasDeferredError = true
+        }
     }
 
     // MARK: Frames
 
     @inline(__always)
     func isTop(_ frame: Int, _ serial: Int) -> Bool {
-        frames.count == frame &+ 1 && frames[frame].serial == serial
+        frame >= 0 && frames.count == frame &+ 1 && frames[frame].serial == serial
     }
 
     /// Makes `frame` the innermost open container again by closing the containers opened after
     /// it, or throws if `frame` itself was closed.
     func reopen(_ frame: Int, _ serial: Int) throws {
         guard frame >= 0, frame < frames.count, frames[frame].serial == serial else {
-            if let deferredError { throw deferredError }
+            if hasDeferredError, let deferredError { throw deferredError }
             throw error(
                 "a container or encoder was used after the value it belongs to moved on; BinaryCoder writes "
                     + "containers in order, so fill a nested container (or use a super encoder) before writing the "
@@ -279,7 +338,8 @@ final class BinaryWriter {
     func keysAreStatic<Key: CodingKey>(_ type: Key.Type) -> Bool {
         let id = ObjectIdentifier(type)
         if id == probedKeyType { return probedKeyTypeIsStatic }
-        let result = Key(stringValue: "\u{0}swift-caching.binary-coder.probe") == nil
+        // A small ASCII string, so that comparing it with each case name is cheap.
+        let result = Key(stringValue: "\u{1}swift-cache") == nil
         probedKeyType = id
         probedKeyTypeIsStatic = result
         return result
@@ -604,9 +664,12 @@ final class BinaryWriter {
             writeInt128(unsafeBitCast(value, to: Int128.self))
         } else if T.self == UInt128.self {
             writeUInt128(unsafeBitCast(value, to: UInt128.self))
+        } else if ObjectIdentifier(T.self) == lastPlainType {
+            try writeChild(value, key: key)
         } else if let hook = value as? any BinaryEncodingHook {
             try hook.encodeBinary(into: self, key: key)
         } else {
+            lastPlainType = ObjectIdentifier(T.self)
             try writeChild(value, key: key)
         }
     }
