@@ -127,6 +127,7 @@ let package = Package(
                 "Caching", "CachingTesting", "CachingSQLite", "CachingRedis", "CachingMemcached", "CReference",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             path: "Benchmarks/CacheBench"
         ),

@@ -68,6 +68,9 @@ struct BenchResult: Codable, Sendable {
     /// Extra words about this row (for example how an external tool was run).
     var note: String?
 
+    /// With `--rounds`: every round's throughput (the row is the median round).
+    var roundRates: [Double]?
+
     /// Filled in by the report: this row's throughput divided by the fastest row's.
     var ratioToFastest: Double?
     /// Filled in by the report: this row's throughput divided by its C reference's.
@@ -81,7 +84,7 @@ struct BenchResult: Codable, Sendable {
     enum CodingKeys: String, CodingKey {
         case target, kind, referenceFor, calls, keys, seconds, opsPerSecond, callsPerSecond, latency
         case hits, misses, errors, firstError, concurrency, placement, note, ratioToFastest, ratioToReference
-        case hitRatio
+        case hitRatio, roundRates
     }
 
     init(target: String, kind: TargetKind, referenceFor: String? = nil, calls: UInt64, keys: UInt64, seconds: Double,
@@ -125,6 +128,7 @@ struct BenchResult: Codable, Sendable {
         note = try c.decodeIfPresent(String.self, forKey: .note)
         ratioToFastest = try c.decodeIfPresent(Double.self, forKey: .ratioToFastest)
         ratioToReference = try c.decodeIfPresent(Double.self, forKey: .ratioToReference)
+        roundRates = try c.decodeIfPresent([Double].self, forKey: .roundRates)
     }
 
     func encode(to encoder: any Encoder) throws {
@@ -148,6 +152,7 @@ struct BenchResult: Codable, Sendable {
         try c.encodeIfPresent(note, forKey: .note)
         try c.encodeIfPresent(ratioToFastest, forKey: .ratioToFastest)
         try c.encodeIfPresent(ratioToReference, forKey: .ratioToReference)
+        try c.encodeIfPresent(roundRates, forKey: .roundRates)
     }
 }
 

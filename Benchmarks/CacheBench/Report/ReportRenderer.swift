@@ -58,10 +58,20 @@ enum ReportRenderer {
         "\(workload.name): \(workload.summary)"
     }
 
+    /// Columns and cells of a workload, without the "vs C" column when there is no reference row.
+    private static func grid(_ workload: WorkloadResult) -> (columns: [Column], rows: [[String]]) {
+        var cols = columns(batch: workload.batch)
+        var rows = workload.rows.map { cells(for: $0, batch: workload.batch) }
+        if !workload.rows.contains(where: { $0.kind == .reference }) {
+            cols.removeLast()
+            rows = rows.map { Array($0.dropLast()) }
+        }
+        return (cols, rows)
+    }
+
     /// An aligned text table for one workload, with notes on errors below it.
     static func table(_ workload: WorkloadResult) -> String {
-        let cols = columns(batch: workload.batch)
-        let rows = workload.rows.map { cells(for: $0, batch: workload.batch) }
+        let (cols, rows) = grid(workload)
         var widths = cols.map { $0.title.count }
         for row in rows {
             for (i, cell) in row.enumerated() { widths[i] = max(widths[i], cell.count) }
@@ -96,12 +106,12 @@ enum ReportRenderer {
 
     /// A Markdown table for one workload.
     static func markdown(_ workload: WorkloadResult) -> String {
-        let cols = columns(batch: workload.batch)
+        let (cols, rows) = grid(workload)
         var out = ["### \(workload.name)", "", workload.summary, ""]
         out.append("| " + cols.map(\.title).joined(separator: " | ") + " |")
         out.append("|" + cols.map { $0.leftAligned ? " --- |" : " ---: |" }.joined())
-        for row in workload.rows {
-            out.append("| " + cells(for: row, batch: workload.batch).map { $0.replacingOccurrences(of: "|", with: "\\|") }.joined(separator: " | ") + " |")
+        for row in rows {
+            out.append("| " + row.map { $0.replacingOccurrences(of: "|", with: "\\|") }.joined(separator: " | ") + " |")
         }
         let notes = rowNotes(workload)
         if !notes.isEmpty {

@@ -75,9 +75,11 @@ struct WorkloadResult: Codable, Sendable {
     var concurrency: Int
     var batch: Int
     var coder: String
+    /// Rounds measured per backend (`--rounds`); each row is its median round.
+    var rounds: Int
     var rows: [BenchResult]
 
-    init(spec: WorkloadSpec, rows: [BenchResult]) {
+    init(spec: WorkloadSpec, rows: [BenchResult], rounds: Int = 1) {
         name = spec.name
         summary = spec.summary
         mix = spec.mix.description
@@ -88,6 +90,8 @@ struct WorkloadResult: Codable, Sendable {
         concurrency = spec.concurrency
         batch = spec.batch
         coder = spec.coder.rawValue
+        self.rounds = rounds
+        if rounds > 1 { summary += " · median of \(rounds) rounds" }
         self.rows = rows
         computeRatios()
     }

@@ -5,10 +5,10 @@ import Foundation
 /// styles, so any browser shows it.
 enum SVGChart {
     private static let width = 1040.0
-    private static let labelWidth = 150.0
-    private static let barWidth = 290.0
-    private static let latencyX = 520.0
-    private static let latencyWidth = 330.0
+    private static let labelWidth = 175.0
+    private static let barWidth = 280.0
+    private static let latencyX = 530.0
+    private static let latencyWidth = 320.0
     private static let rowHeight = 30.0
 
     private static let palette: [String: String] = [
@@ -81,12 +81,16 @@ enum SVGChart {
             let rowY = top + Double(index) * rowHeight
             let color = color(for: row)
             let hatched = row.kind == .reference
-            parts.append(text(x: 20, y: rowY + 19, row.target, size: 12, weight: row.kind == .swift ? "bold" : "normal"))
+            parts.append(text(x: 20, y: rowY + 19, row.target, size: row.target.count > 18 ? 11 : 12, weight: row.kind == .swift ? "bold" : "normal"))
             let w = max(1, barWidth * row.opsPerSecond / maxOps)
             parts.append(##"<rect x="\##(fmt(labelWidth))" y="\##(fmt(rowY + 6))" width="\##(fmt(w))" height="\##(fmt(rowHeight - 12))" fill="\##(color)" fill-opacity="\##(hatched ? "0.45" : "0.9")"\##(hatched ? ##" stroke="\##(color)" stroke-dasharray="4 2""## : "")/>"##)
             var label = Units.compact(row.opsPerSecond)
             if let r = row.ratioToReference, row.kind == .swift { label += "  (\(Units.fixed(r, 2))× C)" }
-            parts.append(text(x: labelWidth + w + 6, y: rowY + 19, label, size: 11))
+            if w > barWidth - 120 {
+                parts.append(text(x: labelWidth + w - 6, y: rowY + 19, label, size: 11, weight: "bold", fill: hatched ? "#111" : "#ffffff", anchor: "end"))
+            } else {
+                parts.append(text(x: labelWidth + w + 6, y: rowY + 19, label, size: 11))
+            }
             if row.calls > 0 {
                 let values = [row.latency.p50, row.latency.p99, row.latency.p999]
                 for (k, value) in values.enumerated() {
@@ -120,8 +124,10 @@ enum SVGChart {
         return palette[row.referenceFor ?? row.target] ?? "#7f7f7f"
     }
 
-    private static func text(x: Double, y: Double, _ content: String, size: Int, weight: String = "normal", fill: String = "#111") -> String {
-        ##"<text x="\##(fmt(x))" y="\##(fmt(y))" font-size="\##(size)" font-weight="\##(weight)" fill="\##(fill)">\##(escape(content))</text>"##
+    private static func text(
+        x: Double, y: Double, _ content: String, size: Int, weight: String = "normal", fill: String = "#111", anchor: String = "start"
+    ) -> String {
+        ##"<text x="\##(fmt(x))" y="\##(fmt(y))" font-size="\##(size)" font-weight="\##(weight)" fill="\##(fill)" text-anchor="\##(anchor)">\##(escape(content))</text>"##
     }
 
     /// Splits `text` at "; " into lines of at most about `width` characters.

@@ -37,7 +37,8 @@ struct BenchSession {
         let maxValue = settings.specs.map(\.valueSize.max).max() ?? 0
         let config = BackendConfig(
             redis: redis, memcached: memcached, sqlitePath: sqliteDirectory + "/cache-bench.sqlite",
-            connectTimeout: settings.connectTimeout, memoryEntries: maxKeys * 2, memoryBytes: maxKeys * (maxValue + 128) * 2
+            connectTimeout: settings.connectTimeout, memoryEntries: maxKeys * 2, memoryBytes: maxKeys * (maxValue + 128) * 2,
+            verbose: settings.verbose
         )
 
         // Open the Swift backends.
@@ -134,13 +135,69 @@ struct BenchSession {
 
     // MARK: One workload
 
+    /// One thing measured in a workload.
+    private enum Cell {
+        case swift(BackendTarget)
+        case reference(ReferenceTarget)
+        case redisBenchmark(RedisAddress)
+    }
+
     private func runWorkload(
         _ spec: WorkloadSpec, title: String, targets: [BackendTarget], references: [ReferenceTarget], redis: RedisAddress?
     ) async throws -> WorkloadResult {
+        var cells = targets.map(Cell.swift) + references.map(Cell.reference)
+        if settings.reference, let redis, spec.concurrency > 1, spec.batch == 1, spec.mix.get == spec.mix.total,
+           ServerSpawner.which("redis-benchmark") != nil {
+            cells.append(.redisBenchmark(redis))
+        }
+        // With several rounds, each round starts at a different cell, so that a change in the
+        // machine's load does not always hit the same backend; each row is its median round.
+        var results = [[BenchResult]](repeating: [], count: cells.count)
+        for round in 0..<settings.rounds {
+            let roundTitle = settings.rounds > 1 ? "\(title) round \(round + 1)/\(settings.rounds)" : title
+            for offset in 0..<cells.count {
+                let index = (offset + round) % cells.count
+                do {
+                    if let result = try await measure(cells[index], spec: spec, title: roundTitle) {
+                        results[index].append(result)
+                    }
+                } catch {
+                    // A server that fails in the middle of a run costs its row, not the run.
+                    results[index].append(failedRow(cells[index], spec: spec, error: error))
+                }
+            }
+        }
+        let rows = results.compactMap { rounds -> BenchResult? in
+            guard !rounds.isEmpty else { return nil }
+            var median = rounds.sorted { $0.opsPerSecond < $1.opsPerSecond }[rounds.count / 2]
+            if rounds.count > 1 {
+                let rates = rounds.map(\.opsPerSecond)
+                median.roundRates = rates
+            }
+            return median
+        }
+        return WorkloadResult(spec: spec, rows: rows, rounds: settings.rounds)
+    }
+
+    /// A row for a cell whose measurement could not run.
+    private func failedRow(_ cell: Cell, spec: WorkloadSpec, error: any Error) -> BenchResult {
+        let (label, kind, referenceFor): (String, TargetKind, String?) = switch cell {
+        case .swift(let target): (target.label, .swift, nil)
+        case .reference(let reference): (reference.label, .reference, reference.referenceFor)
+        case .redisBenchmark: ("redis-benchmark", .external, "redis")
+        }
+        return BenchResult(
+            target: label, kind: kind, referenceFor: referenceFor, calls: 0, keys: 0, seconds: 0,
+            latency: LatencySummary(makeLatencyHistogram()), hits: 0, misses: 0, errors: 1,
+            firstError: "not measured: " + describe(error), concurrency: spec.concurrency
+        )
+    }
+
+    private func measure(_ cell: Cell, spec: WorkloadSpec, title: String) async throws -> BenchResult? {
         let plan = OperationPlan(spec: spec, seed: settings.seed)
         let sizes = ValueVariants.sizes(for: spec, seed: settings.seed)
-        var rows: [BenchResult] = []
-        for target in targets {
+        switch cell {
+        case .swift(let target):
             let prefix = "cache-bench-\(runID)"
             let (client, front) = try target.makeClient(spec: spec, prefix: prefix, valueSizes: sizes)
             let counter = ProgressCounter()
@@ -157,11 +214,10 @@ struct BenchSession {
                 warmup: settings.warmup, progress: progress, title: "\(title) \(target.label)", counter: counter
             )
             measurement.note = target.detail
-            rows.append(measurement)
             progress.show("\(title) \(target.label)  removing the workload's keys")
             try? await front.clear()
-        }
-        for reference in references {
+            return measurement
+        case .reference(let reference):
             let counter = ProgressCounter()
             let watchdog = Watchdog(stall: .seconds(30), counter: counter, what: "\(reference.label) (\(spec.name))")
             defer { watchdog.cancel() }
@@ -173,19 +229,11 @@ struct BenchSession {
                 keys: keys, spec: spec, plan: plan, seed: settings.seed, values: values, warmup: settings.warmup,
                 progress: progress, title: "\(title) \(reference.label)", counter: counter
             )
-            rows.append(measurement)
             await reference.clear(keys: keys)
+            return measurement
+        case .redisBenchmark(let redis):
+            return try await RedisBenchmarkTool.run(address: redis, spec: spec, clients: 50, progress: progress, title: title)
         }
-        if settings.reference, let redis, spec.concurrency > 1, spec.batch == 1, spec.mix.get == spec.mix.total {
-            do {
-                if let row = try await RedisBenchmarkTool.run(address: redis, spec: spec, clients: 50, progress: progress, title: title) {
-                    rows.append(row)
-                }
-            } catch {
-                Terminal.note("redis-benchmark: \(describe(error))")
-            }
-        }
-        return WorkloadResult(spec: spec, rows: rows)
     }
 
     // MARK: Servers

@@ -91,21 +91,6 @@ final class ProgressLine: Sendable {
 final class Watchdog: Sendable {
     private let task: Task<Void, Never>
 
-    /// Fires when `limit` passes.
-    /// - Parameters:
-    ///   - limit: how long to wait.
-    ///   - what: what is running, for the message.
-    init(limit: Duration, what: String) {
-        task = Task.detached {
-            do {
-                try await Task.sleep(for: limit)
-            } catch {
-                return
-            }
-            await Self.fire("\(what) did not finish within \(Units.duration(limit))")
-        }
-    }
-
     /// Fires when `counter` shows no activity for `stall`.
     init(stall: Duration, counter: ProgressCounter, what: String) {
         task = Task.detached {

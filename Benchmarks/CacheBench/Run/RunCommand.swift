@@ -76,6 +76,9 @@ struct RunCommand: AsyncParsableCommand {
     @Option(help: "Seed for the key and operation draws.")
     var seed: UInt64 = 42
 
+    @Option(help: ArgumentHelp("Measure every backend this many times per workload, in rotating order, and report the median round (for busy machines).", valueName: "n"))
+    var rounds: Int = 1
+
     // MARK: Output and placement
 
     @Option(help: "Output format: table, json, csv or markdown.")
@@ -89,6 +92,9 @@ struct RunCommand: AsyncParsableCommand {
 
     @Flag(help: "Do not draw the progress line (it is drawn only on a terminal anyway).")
     var noProgress = false
+
+    @Flag(help: "Show the backends' own warnings (reconnects, timeouts) on standard error.")
+    var verbose = false
 
     // MARK: Run
 
@@ -109,6 +115,7 @@ struct RunCommand: AsyncParsableCommand {
         guard timeout <= .seconds(30) else { throw BenchError("--connect-timeout must be at most 30s") }
         let warmupDuration: Duration = warmup == "0" || warmup == "0s" ? .zero : try parseDuration(warmup, what: "--warmup")
         let pinSpec = try PinSpec.parse(pin)
+        guard (1...99).contains(rounds) else { throw BenchError("--rounds must be between 1 and 99 (got \(rounds))") }
 
         var stop: StopRule = .duration(.seconds(2))
         if let duration, ops != nil {
@@ -188,8 +195,8 @@ struct RunCommand: AsyncParsableCommand {
         return RunSettings(
             kinds: kinds, redis: redisAddress, memcached: memcachedServers, spawnServers: spawnServers,
             reference: reference, sqliteDir: sqliteDir, connectTimeout: timeout, specs: specs,
-            warmup: warmupDuration, seed: seed, format: format, chart: chart, pin: pinSpec,
-            progress: !noProgress, commandLine: CommandLine.arguments.map { RedisAddress.maskPassword($0) }.joined(separator: " ")
+            warmup: warmupDuration, seed: seed, rounds: rounds, format: format, chart: chart, pin: pinSpec,
+            progress: !noProgress, verbose: verbose, commandLine: CommandLine.arguments.map { RedisAddress.maskPassword($0) }.joined(separator: " ")
         )
     }
 }
@@ -206,9 +213,11 @@ struct RunSettings: Sendable {
     var specs: [WorkloadSpec]
     var warmup: Duration
     var seed: UInt64
+    var rounds: Int
     var format: OutputFormat
     var chart: String?
     var pin: PinSpec
     var progress: Bool
+    var verbose: Bool
     var commandLine: String
 }

@@ -17,7 +17,8 @@ enum Units {
         case ..<100_000: return fixed(value / 1_000, 1) + "µs"
         case ..<1_000_000: return "\(Int((value / 1_000).rounded()))µs"
         case ..<10_000_000: return fixed(value / 1_000_000, 2) + "ms"
-        case ..<1_000_000_000: return fixed(value / 1_000_000, 1) + "ms"
+        case ..<100_000_000: return fixed(value / 1_000_000, 1) + "ms"
+        case ..<1_000_000_000: return "\(Int((value / 1_000_000).rounded()))ms"
         default: return fixed(value / 1_000_000_000, 2) + "s"
         }
     }

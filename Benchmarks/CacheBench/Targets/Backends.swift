@@ -1,4 +1,9 @@
 import Caching
+import CachingMemcached
+import CachingRedis
+import CachingSQLite
+import Foundation
+import Logging
 
 /// The backends `cache-bench` knows.
 enum BackendKind: String, CaseIterable, Sendable {
@@ -30,6 +35,19 @@ struct BackendConfig: Sendable {
     /// Entries and bytes the in-memory backend needs to hold every key of the run (twice over).
     var memoryEntries: Int
     var memoryBytes: Int
+    /// Whether the backends' own log messages (reconnects, timeouts) go to standard error.
+    var verbose: Bool
+
+    /// The logger handed to backends: silent unless `--verbose`, since failures already show
+    /// as errors in the tables and log lines would break the progress line and the output.
+    func logger(_ label: String) -> Logger {
+        if verbose {
+            var logger = Logger(label: label)
+            logger.logLevel = .warning
+            return logger
+        }
+        return Logger(label: label, factory: { _ in SwiftLogNoOpLogHandler() })
+    }
 }
 
 /// One backend instance under test.
@@ -53,11 +71,19 @@ struct BackendTarget: Sendable {
                 maxBytes: max(InMemoryBackend.defaultMaxBytes, config.memoryBytes)
             )
         case .sqlite:
-            throw BenchError("the SQLite backend is not in this build yet (CachingSQLite is still a placeholder)")
+            // The defaults a user gets: WAL, synchronous=NORMAL, one reader connection, no size limit.
+            try? FileManager.default.removeItem(atPath: config.sqlitePath)
+            backend = try await SQLiteBackend(path: config.sqlitePath, logger: config.logger("swift-caching.sqlite"))
         case .redis:
-            throw BenchError("the Redis backend is not in this build yet (CachingRedis is still a placeholder)")
+            guard let address = config.redis else { throw BenchError("redis: no server address") }
+            var configuration = try RedisConfiguration(url: address.url)
+            configuration.connectTimeout = config.connectTimeout
+            backend = try RedisBackend(configuration: configuration, logger: config.logger("swift-caching.redis"))
         case .memcached:
-            throw BenchError("the memcached backend is not in this build yet (CachingMemcached is still a placeholder)")
+            guard let servers = config.memcached else { throw BenchError("memcached: no server address") }
+            var configuration = MemcachedBackend.Configuration(servers: servers.map { MemcachedServer(host: $0.host, port: $0.port) })
+            configuration.connectTimeout = config.connectTimeout
+            backend = try MemcachedBackend(configuration: configuration, logger: config.logger("swift-caching.memcached"))
         }
         return BackendTarget(kind: kind, backend: backend, detail: detail)
     }
