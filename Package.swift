@@ -19,6 +19,7 @@ let package = Package(
         .executable(name: "cache-bench", targets: ["CacheBench"]),
         .executable(name: "cache-example-hummingbird", targets: ["HummingbirdExample"]),
         .executable(name: "cache-example-vapor", targets: ["VaporExample"]),
+        .executable(name: "http-cache-hitpath", targets: ["HTTPCacheHitPathBench"]),
     ],
     traits: [
         .trait(name: "Hummingbird", description: "Builds the Hummingbird 2 middleware in CachingHummingbird."),
@@ -138,6 +139,12 @@ let package = Package(
         ),
 
         .testTarget(name: "CacheBenchTests", dependencies: ["CacheBench"], path: "Benchmarks/CacheBenchTests"),
+
+        .executableTarget(
+            name: "HTTPCacheHitPathBench",
+            dependencies: ["Caching", "CachingHTTP", .product(name: "HTTPTypes", package: "swift-http-types")],
+            path: "Benchmarks/http/HitPathBench"
+        ),
 
         // MARK: Tests
         .testTarget(

@@ -4,7 +4,7 @@
 # and for FastAPI + fastapi-cache (in-memory backend) under uvicorn.
 #
 # Usage: Benchmarks/http/run.sh            (from the package root)
-# Env:   DURATION=10s CONNECTIONS=32 THREADS=2 ROUNDS=3 FASTAPI_VENV=/tmp/fastapi-venv
+# Env:   DURATION=5s CONNECTIONS=32 THREADS=2 ROUNDS=5 FASTAPI_VENV=/tmp/fastapi-venv
 #        SERVERS="hummingbird vapor fastapi fastapi-uvloop fastapi-2workers"
 # Needs: wrk; a venv with `pip install fastapi fastapi-cache2 uvicorn` (+ uvloop httptools for
 #        the fastapi-uvloop rows). Every server binds 127.0.0.1 on a free port and is stopped
@@ -12,10 +12,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-DURATION=${DURATION:-10s}
+DURATION=${DURATION:-5s}
 CONNECTIONS=${CONNECTIONS:-32}
 THREADS=${THREADS:-2}
-ROUNDS=${ROUNDS:-3}
+ROUNDS=${ROUNDS:-5}
 VENV=${FASTAPI_VENV:-/tmp/fastapi-venv}
 SERVERS=${SERVERS:-"hummingbird vapor fastapi fastapi-uvloop"}
 BIN=$(swift build -c release --enable-all-traits --show-bin-path)
@@ -58,7 +58,9 @@ measure() {
                END {printf "%s %s %s %s\n", rps, p50, p99, (bad == "" ? 0 : bad)}'
 }
 
+RESULTS=$(mktemp)
 printf "%-18s %-14s %5s %12s %10s %10s %8s\n" server path round "requests/s" p50 p99 non2xx
+echo "# $(uptime)"
 for name in $SERVERS; do
     port=$(free_port)
     start_server "$name" "$port"
@@ -67,11 +69,40 @@ for name in $SERVERS; do
     for path in /cached/hello /slow; do curl -s -o /dev/null "http://127.0.0.1:$port$path"; done
     curl -s -D - -o /dev/null "http://127.0.0.1:$port/cached/hello" | tr -d '\r' | grep -i -E "x-cache|x-fastapi-cache|etag" | sed "s/^/# $name: /"
     for round in $(seq 1 "$ROUNDS"); do
-        for path in /hello /cached/hello /slow; do
+        paths="/hello /cached/hello /slow"
+        if [ "$name" = vapor ]; then paths="/hello /async/hello /cached/hello /slow"; fi
+        for path in $paths; do
             read -r rps p50 p99 bad < <(measure "$port" "$path")
             printf "%-18s %-14s %5s %12s %10s %10s %8s\n" "$name" "$path" "$round" "$rps" "$p50" "$p99" "$bad"
+            echo "$name $path $rps" >> "$RESULTS"
         done
     done
     cleanup
     SERVER_PID=""
 done
+echo "# $(uptime)"
+
+# Summary: median and best requests/s of the rounds, and the HIT/uncached ratios.
+echo
+printf "%-18s %-14s %12s %12s\n" server path "median r/s" "best r/s"
+sort -k1,1 -k2,2 -k3,3g "$RESULTS" | awk '
+    { key = $1 " " $2; n[key]++; v[key, n[key]] = $3; if (!(key in seen)) { seen[key] = 1; order[++count] = key } }
+    END {
+        for (i = 1; i <= count; i++) {
+            key = order[i]; m = n[key]
+            median = (m % 2) ? v[key, (m + 1) / 2] : (v[key, m / 2] + v[key, m / 2 + 1]) / 2
+            best = v[key, m]; med[key] = median; top[key] = best
+            split(key, parts, " ")
+            printf "%-18s %-14s %12.0f %12.0f\n", parts[1], parts[2], median, best
+        }
+        print ""
+        for (i = 1; i <= count; i++) {
+            key = order[i]; split(key, parts, " ")
+            if (parts[2] != "/cached/hello") continue
+            plain = parts[1] " /hello"
+            if (plain in med) printf "%-18s HIT /cached/hello vs /hello:        median %.2f  best %.2f\n", parts[1], med[key] / med[plain], top[key] / top[plain]
+            async = parts[1] " /async/hello"
+            if (async in med) printf "%-18s HIT /cached/hello vs /async/hello:  median %.2f  best %.2f\n", parts[1], med[key] / med[async], top[key] / top[async]
+        }
+    }'
+rm -f "$RESULTS"

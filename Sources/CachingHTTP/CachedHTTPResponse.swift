@@ -135,17 +135,38 @@ public struct CachedHTTPResponse: Codable, Sendable, Hashable {
     /// - Throws: `CacheError.decodingFailed` when the bytes are not a stored response (another
     ///   writer's data, a different format version, truncation).
     public init(serialized bytes: [UInt8]) throws {
-        guard case .response(let response) = try StoredRecord(serialized: bytes) else {
+        guard case .response(let stored) = try StoredRecord(serialized: bytes) else {
             throw CacheError(.decodingFailed, "The cached entry is a Vary record, not a stored HTTP response.")
         }
-        self = response
+        self.init(
+            status: stored.status, reasonPhrase: stored.reasonPhrase,
+            headers: stored.fields.map { Header(name: $0.name.rawName, value: $0.value) },
+            body: stored.body, storedAtMilliseconds: stored.storedAtMilliseconds,
+            ttlMilliseconds: stored.ttlMilliseconds, etag: stored.etag, extraCacheControl: stored.extraCacheControl
+        )
     }
+}
+
+/// A stored response as the hit path reads it: the same data as ``CachedHTTPResponse`` with
+/// the headers decoded straight into `HTTPFields`, saving an intermediate array per hit.
+struct StoredResponse: Sendable {
+    var status: Int
+    var reasonPhrase: String
+    var fields: HTTPFields
+    var body: [UInt8]
+    var storedAtMilliseconds: Int64
+    var ttlMilliseconds: Int64
+    var etag: EntityTag
+    var extraCacheControl: [HTTPCacheControl.Directive]
+
+    func remainingMilliseconds(now: Int64) -> Int64 { storedAtMilliseconds &+ ttlMilliseconds &- now }
+    func ageMilliseconds(now: Int64) -> Int64 { max(0, now &- storedAtMilliseconds) }
 }
 
 /// What the cache keeps under a resource key: a response, or the names of the request headers
 /// that select a variant (the response's `Vary`), whose variants live under derived keys.
-enum StoredRecord: Sendable, Hashable {
-    case response(CachedHTTPResponse)
+enum StoredRecord: Sendable {
+    case response(StoredResponse)
     case vary([String])
 
     enum Kind: UInt8 {
@@ -186,10 +207,14 @@ enum StoredRecord: Sendable, Hashable {
                 directives.append(.init(name, value))
             }
             let headerCount = try reader.readCount()
-            var headers: [CachedHTTPResponse.Header] = []
-            headers.reserveCapacity(headerCount)
+            var fields = HTTPFields()
+            fields.reserveCapacity(headerCount + 4)
             for _ in 0..<headerCount {
-                headers.append(.init(name: try reader.readString(), value: try reader.readString()))
+                let name = try reader.readString()
+                let value = try reader.readString()
+                // Names were valid when stored; one that is not (another writer) is skipped.
+                guard let fieldName = HTTPField.Name(name) else { continue }
+                fields.append(HTTPField(name: fieldName, value: value))
             }
             let bodyCount = try reader.readCount()
             let body = Array(try reader.read(count: bodyCount))
@@ -197,8 +222,8 @@ enum StoredRecord: Sendable, Hashable {
                 throw CacheError(.decodingFailed, "The cached HTTP response has trailing bytes; the entry is corrupt.")
             }
             self = .response(
-                CachedHTTPResponse(
-                    status: status, reasonPhrase: reason, headers: headers, body: body,
+                StoredResponse(
+                    status: status, reasonPhrase: reason, fields: fields, body: body,
                     storedAtMilliseconds: storedAt, ttlMilliseconds: ttl,
                     etag: EntityTag(tag, isWeak: weak), extraCacheControl: directives
                 )

@@ -26,7 +26,8 @@ public struct HTTPCacheControl: Sendable, Hashable, CustomStringConvertible {
         ///   - name: The directive name; it is lowercased.
         ///   - value: The argument, or `nil`.
         public init(_ name: String, _ value: String? = nil) {
-            self.name = name.lowercased()
+            // Most names are already lowercase; skip the allocation then.
+            self.name = name.utf8.contains(where: { $0 >= 0x41 && $0 <= 0x5A }) ? name.lowercased() : name
             self.value = value
         }
     }
@@ -62,13 +63,15 @@ public struct HTTPCacheControl: Sendable, Hashable, CustomStringConvertible {
 
     /// Whether the directive `name` (case-insensitive) is present.
     public func contains(_ name: String) -> Bool {
-        let lowered = name.lowercased()
+        guard !directives.isEmpty else { return false }
+        let lowered = Directive(name).name
         return directives.contains { $0.name == lowered }
     }
 
-    /// The argument of the first directive called `name`, or `nil`.
+    /// The argument of the first directive called `name` (case-insensitive), or `nil`.
     public func value(of name: String) -> String? {
-        let lowered = name.lowercased()
+        guard !directives.isEmpty else { return nil }
+        let lowered = Directive(name).name
         return directives.first { $0.name == lowered }?.value
     }
 

@@ -135,10 +135,11 @@ public struct HTTPCachePolicy: Sendable {
 
     /// `path` with its query parameters stably sorted by name; see ``defaultKey(for:)``.
     public static func normalizedPath(_ path: String) -> String {
-        guard let question = path.firstIndex(of: "?") else { return path }
+        // Search the UTF-8 view: `?` is ASCII, and Character-level search is far slower.
+        guard let question = path.utf8.firstIndex(of: UInt8(ascii: "?")) else { return path }
         let base = path[path.startIndex..<question]
         var query = path[path.index(after: question)...]
-        if let hash = query.firstIndex(of: "#") { query = query[query.startIndex..<hash] }
+        if let hash = query.utf8.firstIndex(of: UInt8(ascii: "#")) { query = query[query.startIndex..<hash] }
         let parameters = query.split(separator: "&", omittingEmptySubsequences: true)
         if parameters.isEmpty { return String(base) }
         let sorted = parameters.enumerated().sorted { lhs, rhs in

@@ -49,8 +49,9 @@ public struct HTTPResponseCache: Sendable {
     let metrics: HTTPCacheMetrics
     let clock: HTTPCacheClock
     /// `public`/`private`, `s-maxage`, `stale-while-revalidate`: the part of `Cache-Control`
-    /// that does not change between answers, computed once.
-    let fixedDirectives: [HTTPCacheControl.Directive]
+    /// that does not change between answers, rendered once (`"public, s-maxage=600, "`), so a
+    /// hit only appends `max-age`.
+    let fixedCacheControlPrefix: String
 
     /// Makes an HTTP response cache.
     ///
@@ -83,7 +84,7 @@ public struct HTTPResponseCache: Sendable {
         if let visibility = policy.visibility { fixed.append(.init(visibility.rawValue)) }
         if let shared = policy.sharedMaxAge { fixed.append(.init("s-maxage", String(Self.wholeSeconds(shared)))) }
         if let swr = policy.staleWhileRevalidate { fixed.append(.init("stale-while-revalidate", String(Self.wholeSeconds(swr)))) }
-        self.fixedDirectives = fixed
+        self.fixedCacheControlPrefix = fixed.isEmpty ? "" : HTTPCacheControl(fixed).headerValue + ", "
     }
 
     // MARK: - Lookup
@@ -132,7 +133,7 @@ public struct HTTPResponseCache: Sendable {
             return .forward(context(missMode, request, key: key))
         }
 
-        let found: CachedHTTPResponse?
+        let found: StoredResponse?
         do {
             found = try await read(key, request: request, logger: logger)
         } catch {
@@ -161,16 +162,17 @@ public struct HTTPResponseCache: Sendable {
         if let ifNoneMatch, Self.isSuccess(stored.status), ifNoneMatch.matches(stored.etag) {
             metrics.notModified.increment()
             head.status = .notModified
-            head.headerFields = notModifiedFields(from: stored.headerFields)
+            head.headerFields = notModifiedFields(from: stored.fields)
             decorate(&head.headerFields, etag: stored.etag, remainingMilliseconds: remaining, extra: stored.extraCacheControl, status: .hit)
             // The length of the representation (RFC 9110 §8.6), so frameworks do not add `0`.
-            head.headerFields[.contentLength] = String(stored.body.count)
+            head.headerFields.append(HTTPField(name: .contentLength, value: String(stored.body.count)))
             return .respond(HTTPCacheReply(response: head, body: [], cacheStatus: .hit))
         }
         metrics.hits.increment()
-        head.headerFields = stored.headerFields
+        head.headerFields = stored.fields
         decorate(&head.headerFields, etag: stored.etag, remainingMilliseconds: remaining, extra: stored.extraCacheControl, status: .hit)
-        head.headerFields[.contentLength] = String(stored.body.count)
+        // Stored headers never hold Content-Length, so appending is enough (and cheaper).
+        head.headerFields.append(HTTPField(name: .contentLength, value: String(stored.body.count)))
         return .respond(HTTPCacheReply(response: head, body: isHead ? [] : stored.body, cacheStatus: .hit))
     }
 
@@ -236,11 +238,11 @@ public struct HTTPResponseCache: Sendable {
         if let ifNoneMatch = context.ifNoneMatch, ifNoneMatch.matches(etag) {
             head.status = .notModified
             head.headerFields = notModifiedFields(from: response.headerFields)
-            decorate(&head.headerFields, etag: etag, remainingMilliseconds: ttlMilliseconds, extra: extra, status: .miss)
+            decorate(&head.headerFields, etag: etag, remainingMilliseconds: ttlMilliseconds, extra: extra, status: .miss, replacing: true)
             head.headerFields[.contentLength] = String(body.count)
             return HTTPCacheReply(response: head, body: [], cacheStatus: .miss)
         }
-        decorate(&head.headerFields, etag: etag, remainingMilliseconds: ttlMilliseconds, extra: extra, status: .miss)
+        decorate(&head.headerFields, etag: etag, remainingMilliseconds: ttlMilliseconds, extra: extra, status: .miss, replacing: true)
         head.headerFields[.contentLength] = String(body.count)
         return HTTPCacheReply(response: head, body: body, cacheStatus: .miss)
     }
@@ -374,7 +376,7 @@ extension HTTPResponseCache {
 
     /// Reads the stored response for `key`, following a Vary record to the request's variant.
     /// Entries that cannot be decoded are deleted and read as misses.
-    func read(_ key: String, request: HTTPRequest, logger: Logger) async throws -> CachedHTTPResponse? {
+    func read(_ key: String, request: HTTPRequest, logger: Logger) async throws -> StoredResponse? {
         guard let bytes = try await storage.get(key, as: [UInt8].self) else { return nil }
         switch try await decode(bytes, key: key, logger: logger) {
         case .response(let response):
@@ -416,7 +418,8 @@ extension HTTPResponseCache {
     }
 
     /// Whether a fresh stored response satisfies the request's own freshness limits.
-    static func satisfies(_ directives: HTTPCacheControl, stored: CachedHTTPResponse, now: Int64) -> Bool {
+    static func satisfies(_ directives: HTTPCacheControl, stored: StoredResponse, now: Int64) -> Bool {
+        guard !directives.directives.isEmpty else { return true }
         if let maxAge = directives.maxAge, stored.ageMilliseconds(now: now) > Int64(maxAge) * 1000 { return false }
         if let minFresh = directives.minFresh, stored.remainingMilliseconds(now: now) < Int64(minFresh) * 1000 { return false }
         return true
@@ -453,20 +456,26 @@ extension HTTPResponseCache {
         return HTTPCacheReply(response: head, body: [], cacheStatus: .miss)
     }
 
-    /// Adds `ETag`, `Cache-Control` and the cache status header.
+    /// Adds `ETag`, `Cache-Control` and the cache status header; `replacing` removes those the
+    /// fields already have (the endpoint's own), which stored headers never do.
     func decorate(
         _ fields: inout HTTPFields,
         etag: EntityTag,
         remainingMilliseconds: Int64,
         extra: [HTTPCacheControl.Directive],
-        status: HTTPCacheStatus
+        status: HTTPCacheStatus,
+        replacing: Bool = false
     ) {
-        var directives = fixedDirectives
-        directives.append(.init("max-age", String(max(0, remainingMilliseconds / 1000))))
-        directives.append(contentsOf: extra)
-        fields[.eTag] = etag.headerValue
-        fields[.cacheControl] = HTTPCacheControl(directives).headerValue
-        fields[policy.cacheStatusHeader] = status.rawValue
+        if replacing {
+            fields[.eTag] = nil
+            fields[.cacheControl] = nil
+            fields[policy.cacheStatusHeader] = nil
+        }
+        var cacheControl = fixedCacheControlPrefix + "max-age=" + String(max(0, remainingMilliseconds / 1000))
+        if !extra.isEmpty { cacheControl += ", " + HTTPCacheControl(extra).headerValue }
+        fields.append(HTTPField(name: .eTag, value: etag.headerValue))
+        fields.append(HTTPField(name: .cacheControl, value: cacheControl))
+        fields.append(HTTPField(name: policy.cacheStatusHeader, value: status.rawValue))
     }
 
     /// The headers a `304` keeps from the full response (RFC 9110 §15.4.5); `ETag` and

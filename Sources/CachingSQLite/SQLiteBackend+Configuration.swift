@@ -10,6 +10,7 @@ extension SQLiteBackend {
         /// between backends or processes. It uses one connection, so reads and writes share a thread.
         case memory
 
+        /// `file '/path'` or `in-memory database`.
         public var description: String {
             switch self {
             case .file(let path): "file '\(path)'"
@@ -66,7 +67,9 @@ extension SQLiteBackend {
         /// How long a connection's thread keeps polling for more work after it runs out, before it
         /// sleeps. A thread that is still awake picks the next request up without a wake-up, which
         /// cuts the latency of back-to-back calls, at the price of CPU time while idle between them.
-        /// Default: 50 microseconds; `.zero` to sleep at once.
+        /// A caller that finds the thread polling also polls for its answer, for at most 20 µs, before it
+        /// suspends: a short operation then completes in a few microseconds, with no wake-up on either
+        /// side. Default: 50 microseconds; `.zero` turns both off (so does a machine with one core).
         public var idleSpin: Duration
 
         /// Creates a configuration; every parameter has the default described on its property.

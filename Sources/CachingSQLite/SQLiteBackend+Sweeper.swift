@@ -27,7 +27,8 @@ extension SQLiteBackend {
         /// Creates a sweeper; it starts sweeping when ``run()`` is called.
         /// - Parameters:
         ///   - backend: the backend to sweep.
-        ///   - interval: the pause between two sweeps; must be positive. Default: 60 seconds.
+        ///   - interval: the pause between two sweeps. Default: 60 seconds (also used in place of a
+        ///     zero or negative interval).
         ///   - logger: where failed sweeps are reported (a sweep that fails is retried at the next interval).
         public init(backend: SQLiteBackend, interval: Duration = .seconds(60), logger: Logger) {
             self.backend = backend

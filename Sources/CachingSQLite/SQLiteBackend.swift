@@ -44,7 +44,6 @@ public final class SQLiteBackend: CacheBackend {
     private let store: StoreContext
     private let writer: ConnectionThread
     private let readers: [ConnectionThread]
-    private let nextReader = Atomic<Int>(0)
     private let isClosed = Atomic<Bool>(false)
     private let logger: Logger
 
@@ -129,15 +128,22 @@ public final class SQLiteBackend: CacheBackend {
         }
     }
 
-    /// The thread for the next read: the readers in turn, or the writer when there are none.
+    /// The thread for the next read: the first idle reader, else the least busy, or the writer when
+    /// there are no readers. Filling the first reader first keeps a lone caller on one thread, which is
+    /// then still awake for its next call.
     private var reader: ConnectionThread {
-        switch readers.count {
-        case 0: return writer
-        case 1: return readers[0]
-        default:
-            let ticket = UInt(bitPattern: nextReader.wrappingAdd(1, ordering: .relaxed).oldValue)
-            return readers[Int(ticket % UInt(readers.count))]
+        guard var best = readers.first else { return writer }
+        var bestLoad = best.activeCallerCount
+        if bestLoad == 0 { return best }
+        for candidate in readers.dropFirst() {
+            let load = candidate.activeCallerCount
+            if load == 0 { return candidate }
+            if load < bestLoad {
+                best = candidate
+                bestLoad = load
+            }
         }
+        return best
     }
 
     private func checkSize(_ key: String, _ value: [UInt8]) throws {
@@ -148,16 +154,21 @@ public final class SQLiteBackend: CacheBackend {
 
     // MARK: CacheBackend
 
+    /// The live entry at `key` and its remaining TTL, or `nil`; read on a reader connection.
     public func get(_ key: String) async throws -> CacheEntry? {
         try await reader.perform(.read) { try $0.get(key) }
     }
 
+    /// Stores `value` at `key` (insert or replace); returns after the commit.
+    /// - Throws: `.invalidTTL` for a zero or negative `ttl`; `.valueTooLarge` when the key and value
+    ///   are larger than ``Configuration/maximumBytes``.
     public func set(_ key: String, to value: [UInt8], ttl: Duration?) async throws {
         try CacheTTL.validate(ttl)
         try checkSize(key, value)
         try await writer.perform(.write) { try $0.set(key, value, ttl: ttl) }
     }
 
+    /// Removes `key`; returns whether it held a live entry.
     @discardableResult
     public func delete(_ key: String) async throws -> Bool {
         try await writer.perform(.write) { try $0.delete(key) }
@@ -180,6 +191,7 @@ public final class SQLiteBackend: CacheBackend {
         logger.debug("closed SQLite cache", metadata: ["location": "\(location)"])
     }
 
+    /// Whether `key` holds a live entry (reads no value).
     public func exists(_ key: String) async throws -> Bool {
         try await reader.perform(.read) { try $0.exists(key) }
     }
@@ -191,7 +203,10 @@ public final class SQLiteBackend: CacheBackend {
             try connection.reading {
                 var entries: [CacheEntry?] = []
                 entries.reserveCapacity(keys.count)
-                for key in keys { entries.append(try connection.get(key)) }
+                for key in keys {
+                    try connection.checkInterrupt()
+                    entries.append(try connection.get(key))
+                }
                 return entries
             }
         }
@@ -205,7 +220,10 @@ public final class SQLiteBackend: CacheBackend {
         let items = items.map { SendableItem(key: $0.key, value: $0.value) }
         try await writer.perform(items.count > Self.largeBatch ? .exclusive : .write) { connection in
             try connection.atomically(immediate: true) {
-                for item in items { try connection.set(item.key, item.value, ttl: ttl) }
+                for item in items {
+                    try connection.checkInterrupt()
+                    try connection.set(item.key, item.value, ttl: ttl)
+                }
             }
         }
     }
@@ -217,7 +235,10 @@ public final class SQLiteBackend: CacheBackend {
         return try await writer.perform(keys.count > Self.largeBatch ? .exclusive : .write) { connection in
             try connection.atomically(immediate: true) {
                 var removed = 0
-                for key in keys where try connection.delete(key) { removed += 1 }
+                for key in keys {
+                    try connection.checkInterrupt()
+                    if try connection.delete(key) { removed += 1 }
+                }
                 return removed
             }
         }
@@ -238,6 +259,8 @@ public final class SQLiteBackend: CacheBackend {
         return try await writer.perform(.write) { try $0.increment(key, by: delta, ttl: ttl) }
     }
 
+    /// Gives the live entry at `key` a new TTL (`nil`: never expires) in one statement; returns whether
+    /// there was one.
     @discardableResult
     public func touch(_ key: String, ttl: Duration?) async throws -> Bool {
         try CacheTTL.validate(ttl)
@@ -262,6 +285,7 @@ public final class SQLiteBackend: CacheBackend {
             let chunk = try await writer.perform(.exclusive) { connection in
                 try connection.atomically(immediate: true) {
                     try connection.flushAccesses()
+                    try connection.checkInterrupt()
                     return try connection.sweepChunk(from: start, chunk: Self.sweepChunk, now: now)
                 }
             }

@@ -116,8 +116,10 @@ import Testing
         let error = await cacheError { _ = try await SQLiteBackend(path: directory.file()) }
         #expect(error?.code == .configuration)
         #expect(error?.message.contains("another application") == true)
-        // Untouched.
+        // Untouched: same data, same journal mode, no WAL files left behind.
+        #expect(!FileManager.default.fileExists(atPath: directory.file() + "-wal"))
         #expect(try scalar("SELECT count(*) FROM users", on: directory.file()) == 1)
+        #expect(try text("PRAGMA journal_mode", on: directory.file()) == "delete")
     }
 
     @Test func aNewerLayoutIsRefused() async throws {
@@ -241,4 +243,20 @@ func queryPlan(_ sql: String, on path: String) throws -> String {
         if let text = sqlite3_column_text(statement, 3) { lines.append(String(cString: text)) }
     }
     return lines.joined(separator: "\n")
+}
+
+/// The first column of the first row of `sql`, as text.
+func text(_ sql: String, on path: String) throws -> String? {
+    var db: OpaquePointer?
+    var statement: OpaquePointer?
+    defer {
+        sqlite3_finalize(statement)
+        sqlite3_close(db)
+    }
+    guard sqlite3_open(path, &db) == SQLITE_OK, sqlite3_prepare_v2(db, sql, -1, &statement, nil) == SQLITE_OK,
+        sqlite3_step(statement) == SQLITE_ROW
+    else {
+        throw CacheError(.internalError, "raw sqlite failed: \(String(cString: sqlite3_errmsg(db)))")
+    }
+    return sqlite3_column_text(statement, 0).map { String(cString: $0) }
 }

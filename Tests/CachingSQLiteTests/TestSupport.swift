@@ -1,5 +1,6 @@
 import Caching
 import Foundation
+import Synchronization
 import Testing
 
 @testable import CachingSQLite
@@ -122,4 +123,46 @@ func runChild(_ executable: String, _ arguments: [String], timeout: Duration) as
     while process.isRunning { try? await Task.sleep(for: .milliseconds(5)) }
     let text = (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? ""
     return ChildResult(status: process.terminationStatus, output: text, timedOut: timedOut)
+}
+
+/// Runs the tests that load the machine or measure timing one at a time: the conformance runs
+/// (1 MiB values built on the cooperative pool, TTL windows), the blocking-statement heartbeat, the
+/// cancellation timings and the multi-process run. On a 2-core machine, running them side by side
+/// makes each one measure the others.
+let heavyTests = AsyncGate()
+
+/// An async mutex: `run` waits for the gate, runs `body`, and opens the gate for the next waiter.
+final class AsyncGate: Sendable {
+    private let state = Mutex<(busy: Bool, waiters: [CheckedContinuation<Void, Never>])>((false, []))
+
+    func run<T>(_ body: () async throws -> T) async rethrows -> T {
+        await acquire()
+        defer { release() }
+        return try await body()
+    }
+
+    private func acquire() async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let ready = state.withLock { state -> Bool in
+                if !state.busy {
+                    state.busy = true
+                    return true
+                }
+                state.waiters.append(continuation)
+                return false
+            }
+            if ready { continuation.resume() }
+        }
+    }
+
+    private func release() {
+        let next = state.withLock { state -> CheckedContinuation<Void, Never>? in
+            if state.waiters.isEmpty {
+                state.busy = false
+                return nil
+            }
+            return state.waiters.removeFirst()
+        }
+        next?.resume()
+    }
 }

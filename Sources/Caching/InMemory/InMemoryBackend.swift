@@ -33,10 +33,16 @@ import Synchronization
 /// is a little simpler to reason about, and matches it on most web-cache traces; TinyLFU can do
 /// better on workloads whose popular set changes slowly. See `Docs/InMemoryBackend.md`.
 ///
+/// ## Keys
+/// Any non-empty `String`, compared byte for byte as UTF-8, as Redis and memcached compare
+/// them: `"caf\u{E9}"` and `"cafe\u{301}"` are two keys here too, although Swift's `==` calls
+/// them equal. ``clear(prefix:)`` matches bytes as well.
+///
 /// ## Concurrency
 /// Keys are spread over `shardCount` shards, each with its own `Mutex`, table and queues;
 /// the limits are split evenly between them. Every operation, including ``add(_:value:ttl:)``,
-/// ``increment(_:by:ttl:)``, ``touch(_:ttl:)`` and the batch forms, is atomic per key.
+/// ``increment(_:by:ttl:)``, ``touch(_:ttl:)`` and the batch forms, is atomic per key. A hit
+/// allocates nothing: the returned `[UInt8]` shares the stored buffer (copy-on-write).
 ///
 /// ## Expiry
 /// TTLs are kept to the millisecond on a ``CacheClock`` (the system's monotonic clock unless
@@ -47,6 +53,7 @@ public final class InMemoryBackend: CacheBackend, @unchecked Sendable {
     // @unchecked Sendable: the only stored property that is not Sendable is `shards`, a pointer
     // to the shards' mutexes. It is written once in `init` and freed in `deinit`; everything it
     // points to is reached only through `Mutex.withLock`.
+
     /// `"memory"`.
     public var name: String { "memory" }
 
@@ -62,8 +69,6 @@ public final class InMemoryBackend: CacheBackend, @unchecked Sendable {
     /// The clock that TTLs are measured on.
     public let clock: any CacheClock
 
-    /// With the system clock, how far its coarse reading may lag (ns); -1 otherwise.
-    private let coarseLag: Int64
     /// `shardCount` mutexes, allocated once: indexing them costs no reference counting.
     private let shards: UnsafeMutablePointer<Mutex<ShardState>>
     /// `64 - log2(shardCount)`: a shard is picked by the top bits of the key's hash, and a
@@ -108,8 +113,8 @@ public final class InMemoryBackend: CacheBackend, @unchecked Sendable {
     /// - Parameters:
     ///   - maxEntries: the most entries to hold; at least 1.
     ///   - maxBytes: the most bytes of keys (UTF-8) and values to hold; at least 1.
-    ///   - maxValueSize: the largest value to accept, at most `maxBytes`. `nil` picks a
-    ///     sixteenth of `maxBytes`, but at least 1 MiB (or `maxBytes` if smaller): 4 MiB with
+    ///   - maxValueSize: the largest value to accept, at most `maxBytes`. `nil` picks
+    ///     `maxBytes / shardCount`, but at least 1 MiB (or `maxBytes` if smaller): 4 MiB with
     ///     the defaults.
     ///   - shardCount: how many independently locked shards to use; a power of two from 1 to
     ///     4096. Fewer are used when a shard would get fewer than 256 entries or fewer bytes
@@ -141,9 +146,9 @@ public final class InMemoryBackend: CacheBackend, @unchecked Sendable {
                 "shardCount is \(shardCount); it must be a power of two between 1 and 4096, such as 16"
             )
         }
-        let valueLimit = maxValueSize ?? max(min(maxBytes, 1 << 20), maxBytes / 16)
+        let valueLimit = maxValueSize ?? min(maxBytes, max(1 << 20, maxBytes / shardCount))
         var shards = shardCount
-        while shards > 1 && (maxEntries / shards < Self.minEntriesPerShard || maxBytes / shards < valueLimit) {
+        while shards > 1 && (maxEntries / shards < Self.minEntriesPerShard || maxBytes / shards < max(valueLimit, 1)) {
             shards /= 2
         }
         guard maxEntries / shards < Int(Int32.max) else {
@@ -163,7 +168,6 @@ public final class InMemoryBackend: CacheBackend, @unchecked Sendable {
         self.shardMask = shardCount - 1
         self.shardShift = UInt(64 - shardCount.trailingZeroBitCount)
         self.clock = clock
-        self.coarseLag = clock is SystemCacheClock ? SystemCacheClock.coarseLagNanoseconds() ?? -1 : -1
         let shards = UnsafeMutablePointer<Mutex<ShardState>>.allocate(capacity: shardCount)
         for i in 0..<shardCount {
             let entries = maxEntries / shardCount + (i < maxEntries % shardCount ? 1 : 0)
@@ -189,11 +193,11 @@ public final class InMemoryBackend: CacheBackend, @unchecked Sendable {
         shards + (Int(truncatingIfNeeded: UInt(bitPattern: hash) &>> shardShift) & shardMask)
     }
 
-    /// The hash of a valid key.
+    /// The hash of a valid key: Swift's seeded `hashValue` (see `KeyBytes`).
     ///
-    /// It is Swift's seeded hash (SipHash), which differs between processes: fine for placing
-    /// keys in this process's tables, and it keeps them safe from keys crafted to collide. It
-    /// is never used to build a stored or shared key.
+    /// The seed differs between processes: fine for placing keys in this process's tables, and
+    /// it keeps them safe from keys crafted to collide. It is never used to build a stored or
+    /// shared key.
     @inline(__always)
     private func hash(_ key: String) throws(CacheError) -> Int {
         guard !key.isEmpty else {
@@ -249,10 +253,9 @@ public final class InMemoryBackend: CacheBackend, @unchecked Sendable {
     func getNow(_ key: String) throws(CacheError) -> CacheEntry? {
         let hash = try hash(key)
         let clock = self.clock
-        let coarseLag = self.coarseLag
         let found = try shard(hash).pointee.withLock { (state) throws(CacheError) in
             guard !state.closed else { throw closedError }
-            return state.get(key, hash: hash, clock: clock, coarseLag: coarseLag)
+            return state.get(key, hash: hash, clock: clock)
         }
         guard let found else { return nil }
         return entry(found.value, remaining: found.remaining)

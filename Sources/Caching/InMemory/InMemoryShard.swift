@@ -1,5 +1,45 @@
 import DequeModule
 
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Keys are compared as their UTF-8 bytes, as Redis, memcached and SQLite compare them, and as
+/// ``InMemoryBackend/clear(prefix:)`` matches them. Swift's `String ==` uses Unicode canonical
+/// equivalence instead, which would make `"caf\u{E9}"` and `"cafe\u{301}"` one key here and two
+/// keys everywhere else.
+///
+/// The hash is still `String.hashValue` (seeded SipHash over the normalized form; the fastest
+/// string hash the standard library offers): byte-equal keys are canonically equal, so they
+/// hash alike, and the rare equivalent-but-different keys merely share a probe sequence.
+enum KeyBytes {
+    /// Whether `a` and `b` have the same UTF-8 bytes.
+    @inline(__always)
+    static func equal(_ a: String, _ b: String) -> Bool {
+        // A String value is entirely its 16 bytes: equal bits mean the same small-string bytes
+        // or the same storage, so the same UTF-8. This settles every small key (up to 15
+        // bytes, kept inline) without touching memory; anything else falls through to the
+        // byte comparison.
+        if unsafeBitCast(a, to: (UInt64, UInt64).self) == unsafeBitCast(b, to: (UInt64, UInt64).self) {
+            return true
+        }
+        let count = a.utf8.count
+        guard count == b.utf8.count else { return false }
+        let fast: Bool?? = a.utf8.withContiguousStorageIfAvailable { pa in
+            b.utf8.withContiguousStorageIfAvailable { pb in
+                guard let x = pa.baseAddress, let y = pb.baseAddress else { return count == 0 }
+                return memcmp(x, y, count) == 0
+            }
+        }
+        if let fast, let fast { return fast }
+        return a.utf8.elementsEqual(b.utf8)
+    }
+}
+
 /// The limits of one shard: its part of the backend's limits, and the S3-FIFO queue sizes.
 struct ShardLimits: Sendable {
     /// The most entries the shard holds.
@@ -31,25 +71,28 @@ enum QueueID: UInt8 {
 }
 
 /// One entry of a shard's slab. Slots are linked into the small or main FIFO by index.
+///
+/// The fields a hit reads and writes (key, value, expiry, counter) come first, so that they
+/// usually share one cache line.
 struct Slot {
     var key: String
-    /// The key's hash (see ``InMemoryBackend``'s `hash(_:)`), kept to rehash and for the ghost queue.
-    var hash: Int
     var value: [UInt8]
     /// Expiry on the backend clock in milliseconds; `Int64.max` never expires.
     var expiresAt: Int64
-    /// `key.utf8.count + value.count`, what the byte limit counts.
-    var size: Int
+    /// S3-FIFO's 2-bit access counter (0...3).
+    var freq: UInt8
+    var queue: QueueID
     /// Towards the head (newer); for a free slot, unused.
     var prev: Int32
     /// Towards the tail (older); for a free slot, the next free slot.
     var next: Int32
-    /// S3-FIFO's 2-bit access counter (0...3).
-    var freq: UInt8
-    var queue: QueueID
+    /// The key's hash, kept for the ghost queue.
+    var hash: Int
+    /// `key.utf8.count + value.count`, what the byte limit counts.
+    var size: Int
 
     static func free(next: Int32) -> Slot {
-        Slot(key: "", hash: 0, value: [], expiresAt: .max, size: 0, prev: -1, next: next, freq: 0, queue: .free)
+        Slot(key: "", value: [], expiresAt: .max, freq: 0, queue: .free, prev: -1, next: next, hash: 0, size: 0)
     }
 }
 
@@ -113,20 +156,26 @@ struct GhostQueue {
     }
 }
 
-/// A bucket of a shard's hash index: a key's hash and its slot, or empty (`slot < 0`).
+/// A bucket of a shard's hash index (8 bytes): a slot, and the low 32 bits of its key's hash,
+/// which give the bucket's home (a table never exceeds 2^32 buckets) and rule out most
+/// mismatches without touching the slot. Empty when `slot < 0`.
 struct Bucket {
-    var hash: Int
     var slot: Int32
+    var tag: UInt32
 
-    static var empty: Bucket { Bucket(hash: 0, slot: -1) }
+    static var empty: Bucket { Bucket(slot: -1, tag: 0) }
+
+    @inline(__always)
+    static func tag(_ hash: Int) -> UInt32 { UInt32(truncatingIfNeeded: hash) }
 }
 
 /// The state of one shard of ``InMemoryBackend``: a hash index over a slab of slots, the two
 /// S3-FIFO queues threaded through the slab, and the ghost queue. Always used under its mutex.
 ///
-/// The index is an open-addressing table with linear probing and backward-shift deletion,
-/// keyed by the hash the backend computes once per key: a lookup hashes the key once (to pick
-/// the shard and the bucket) and compares the stored hash before the key's bytes.
+/// The index is an open-addressing table of 8-byte buckets with linear probing, at most half
+/// full, and backward-shift deletion (no tombstones). It is keyed by the hash the backend
+/// computes once per key: a lookup hashes the key once (its top bits pick the shard, its low
+/// bits the bucket) and compares 32 bits of it before the key's bytes.
 struct ShardState {
     let limits: ShardLimits
     private var table: [Bucket]
@@ -162,14 +211,8 @@ struct ShardState {
 
     /// The value of `key` and its remaining TTL in milliseconds (-1: never expires), counting a
     /// hit or a miss. An expired entry is removed.
-    ///
-    /// - Parameter coarseLag: for the system clock, how far its coarse reading may lag
-    ///   (nanoseconds): an entry whose expiry is past the coarse upper bound is live without a
-    ///   precise reading, and its remaining TTL is reported from that bound. -1 for other clocks.
     @inline(__always)
-    mutating func get(
-        _ key: String, hash: Int, clock: any CacheClock, coarseLag: Int64
-    ) -> (value: [UInt8], remaining: Int64)? {
+    mutating func get(_ key: String, hash: Int, clock: any CacheClock) -> (value: [UInt8], remaining: Int64)? {
         let i = find(key, hash: hash)
         guard i >= 0 else {
             misses &+= 1
@@ -178,19 +221,12 @@ struct ShardState {
         let expiresAt = slots[i].expiresAt
         var remaining: Int64 = -1
         if expiresAt != .max {
-            var now = Int64.min
-            if coarseLag >= 0 {
-                let upperBound = SystemCacheClock.coarseUpperBound(lagNanoseconds: coarseLag)
-                if expiresAt > upperBound { now = upperBound }
-            }
-            if now == .min {
-                now = clock.now()
-                if expiresAt <= now {
-                    remove(i)
-                    expirations &+= 1
-                    misses &+= 1
-                    return nil
-                }
+            let now = clock.now()
+            if expiresAt <= now {
+                remove(i)
+                expirations &+= 1
+                misses &+= 1
+                return nil
             }
             remaining = expiresAt &- now
         }
@@ -390,11 +426,12 @@ struct ShardState {
     /// The slot holding `key`, or -1.
     @inline(__always)
     private func find(_ key: String, hash: Int) -> Int {
-        var b = hash & tableMask
+        let tag = Bucket.tag(hash)
+        var b = Int(tag) & tableMask
         while true {
             let bucket = table[b]
             if bucket.slot < 0 { return -1 }
-            if bucket.hash == hash && slots[Int(bucket.slot)].key == key { return Int(bucket.slot) }
+            if bucket.tag == tag && KeyBytes.equal(slots[Int(bucket.slot)].key, key) { return Int(bucket.slot) }
             b = (b &+ 1) & tableMask
         }
     }
@@ -404,22 +441,23 @@ struct ShardState {
         if (count + 1) * 2 > table.count {
             growTable()
         }
-        var b = hash & tableMask
+        let tag = Bucket.tag(hash)
+        var b = Int(tag) & tableMask
         while table[b].slot >= 0 { b = (b &+ 1) & tableMask }
-        table[b] = Bucket(hash: hash, slot: slot)
+        table[b] = Bucket(slot: slot, tag: tag)
     }
 
     /// Removes `slot` (stored under `hash`) by backward-shift deletion, which leaves no
     /// tombstones: later buckets of the probe run move back into the hole.
     private mutating func indexRemove(hash: Int, slot: Int32) {
-        var hole = hash & tableMask
+        var hole = Int(Bucket.tag(hash)) & tableMask
         while table[hole].slot != slot {
             if table[hole].slot < 0 { return }  // not indexed: nothing to do
             hole = (hole &+ 1) & tableMask
         }
         var j = (hole &+ 1) & tableMask
         while table[j].slot >= 0 {
-            let home = table[j].hash & tableMask
+            let home = Int(table[j].tag) & tableMask
             // Move j into the hole if the hole lies on j's probe path (from home to j).
             if (j &- home) & tableMask >= (j &- hole) & tableMask {
                 table[hole] = table[j]
@@ -436,7 +474,7 @@ struct ShardState {
         table = Array(repeating: .empty, count: size)
         tableMask = size - 1
         for bucket in old where bucket.slot >= 0 {
-            var b = bucket.hash & tableMask
+            var b = Int(bucket.tag) & tableMask
             while table[b].slot >= 0 { b = (b &+ 1) & tableMask }
             table[b] = bucket
         }
@@ -448,8 +486,8 @@ struct ShardState {
         _ key: String, hash: Int, value: [UInt8], size: Int, expiresAt: Int64, queue: QueueID, freq: UInt8
     ) {
         let slot = Slot(
-            key: key, hash: hash, value: value, expiresAt: expiresAt, size: size, prev: -1, next: -1, freq: freq,
-            queue: .free
+            key: key, value: value, expiresAt: expiresAt, freq: freq, queue: .free, prev: -1, next: -1, hash: hash,
+            size: size
         )
         let i: Int
         if freeHead >= 0 {

@@ -53,9 +53,22 @@ final class ConnectionThread: @unchecked Sendable {
     private var connection: SQLiteConnection?
     /// Requests queued and not yet taken; polled without the mutex while spinning.
     private let queued = Atomic<Int>(0)
+    /// Tasks inside ``perform(_:_:)`` on this thread, waiting or about to resume; 1 means a lone caller.
+    private let activeCallers = Atomic<Int>(0)
+    /// How many tasks are using this thread now (for choosing among readers).
+    var activeCallerCount: Int { activeCallers.load(ordering: .relaxed) }
+    /// Whether the thread is polling for work after a batch (so a new request is picked up at once).
+    private let isIdleSpinning = Atomic<Bool>(false)
+    /// How long a caller polls for a quick answer before suspending (see ``perform(_:_:)``).
+    private let callerSpinNanoseconds: Int64
     /// Whether this thread owns the store's writer connection (flushes access times, evicts).
     private let isWriter: Bool
     private let spinNanoseconds: Int64
+    /// The longest a caller polls for an answer on its own thread (a cooperative-pool thread) before it
+    /// suspends: about the cost of the two thread wake-ups it saves, so it never costs more than it can win.
+    static let maximumCallerSpinNanoseconds: Int64 = 20_000
+    /// The processors online; with one, nobody can answer while a thread polls, so nobody polls.
+    static let onlineProcessors = sysconf(Int32(_SC_NPROCESSORS_ONLN))
     /// The most requests run in one transaction; bounds how long one batch holds the write lock.
     static let maximumGroup = 256
 
@@ -63,7 +76,9 @@ final class ConnectionThread: @unchecked Sendable {
         self.name = name
         self.isWriter = isWriter
         let (seconds, attoseconds) = spin.components
-        self.spinNanoseconds = seconds * 1_000_000_000 + attoseconds / 1_000_000_000
+        // Polling only pays when the other side runs on another core at the same time.
+        self.spinNanoseconds = Self.onlineProcessors > 1 ? seconds * 1_000_000_000 + attoseconds / 1_000_000_000 : 0
+        self.callerSpinNanoseconds = min(self.spinNanoseconds, Self.maximumCallerSpinNanoseconds)
         mutex = .allocate(capacity: 1)
         mutex.initialize(to: pthread_mutex_t())
         pthread_mutex_init(mutex, nil)
@@ -155,6 +170,12 @@ final class ConnectionThread: @unchecked Sendable {
 
     /// Runs `body` with the connection on this thread and returns its result.
     ///
+    /// A lone caller (no other task inside `perform` on this thread) that finds the thread awake and
+    /// idle (polling for work after its last batch) polls for the answer for up to
+    /// ``callerSpinNanoseconds`` before it suspends: a short request is answered in a few microseconds
+    /// that way, with no thread wake-up on either side. Otherwise, or when the answer takes longer, the
+    /// caller suspends until the thread resumes it.
+    ///
     /// - Throws: what `body` throws; `.cancelled` if the task is cancelled before the request starts
     ///   (or, for `.exclusive` requests, while it runs); `.closed` once the thread is stopping.
     func perform<T: Sendable>(
@@ -162,10 +183,30 @@ final class ConnectionThread: @unchecked Sendable {
         _ body: @escaping @Sendable (SQLiteConnection) throws -> T
     ) async throws -> T {
         let request = Request<T>(kind: kind, body: body)
+        let callers = activeCallers.wrappingAdd(1, ordering: .relaxed).newValue
+        defer { activeCallers.wrappingSubtract(1, ordering: .relaxed) }
         return try await withTaskCancellationHandler {
-            try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<T, any Error>) in
-                request.continuation = continuation
+            if callers == 1 && kind != .exclusive && callerSpinNanoseconds > 0 && isIdleSpinning.load(ordering: .relaxed) {
                 submit(request)
+                if request.waitBriefly(nanoseconds: callerSpinNanoseconds) { return try request.takeResult() }
+            } else {
+                // Submitted from inside the continuation closure below.
+                request.submitOnSuspend = true
+            }
+            return try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<T, any Error>) in
+                if request.submitOnSuspend {
+                    request.continuation = continuation
+                    submit(request)
+                    return
+                }
+                lock()
+                if request.state == .finished {
+                    unlock()
+                    continuation.resume(with: request.takeResultForResume())
+                    return
+                }
+                request.continuation = continuation
+                unlock()
             }
         } onCancel: {
             cancel(request)
@@ -174,16 +215,11 @@ final class ConnectionThread: @unchecked Sendable {
 
     private func submit(_ request: AnyRequest) {
         lock()
-        if request.isCancelled {
-            request.state = .finished
+        if request.isCancelled || stopping {
+            request.fail(request.isCancelled ? CacheError.cancelled : CacheError.closed("sqlite"))
+            request.markFinished()
             unlock()
-            request.resume(throwing: CacheError.cancelled)
-            return
-        }
-        if stopping {
-            request.state = .finished
-            unlock()
-            request.resume(throwing: CacheError.closed("sqlite"))
+            request.resumeIfWaiting()
             return
         }
         request.state = .queued
@@ -196,21 +232,22 @@ final class ConnectionThread: @unchecked Sendable {
     private func cancel(_ request: AnyRequest) {
         lock()
         request.isCancelled = true
-        var resumeNow = false
+        var answerNow = false
         switch request.state {
         case .queued:
             // Still waiting: answer now; the thread skips it.
-            request.state = .finished
-            resumeNow = true
+            request.fail(CacheError.cancelled)
+            request.markFinished()
+            answerNow = true
         case .running:
-            if request.kind == .exclusive, let handle = connection?.handle {
-                sqlite3_interrupt(handle)
+            if request.kind == .exclusive, let connection {
+                connection.interrupt()
             }
         case .created, .finished:
             break
         }
         unlock()
-        if resumeNow { request.resume(throwing: CacheError.cancelled) }
+        if answerNow { request.resumeIfWaiting() }
     }
 
     /// Stops taking requests, lets the queued ones finish, closes the connection, and returns when done.
@@ -242,8 +279,18 @@ final class ConnectionThread: @unchecked Sendable {
     private func serve(_ connection: SQLiteConnection) {
         var batch: [AnyRequest] = []
         var group: [AnyRequest] = []
+        var lastBatchSize = 0
         while true {
-            if spinNanoseconds > 0 && queued.load(ordering: .relaxed) == 0 { spin() }
+            // Poll only for a lone caller (a batch of one, no other caller inside `perform`): it waits on
+            // each answer before it asks again, and a wake-up would cost it more than the answer.
+            // Several callers keep the queue filled on their own, and polling would only take CPU time
+            // from the threads producing their next requests (on a machine whose CPUs share a core, a
+            // busy sibling slows the other by a third or more).
+            if spinNanoseconds > 0 && lastBatchSize == 1 && activeCallers.load(ordering: .relaxed) <= 1
+                && queued.load(ordering: .relaxed) == 0
+            {
+                spin()
+            }
             lock()
             while queue.isEmpty && !stopping {
                 sleeping = true
@@ -257,6 +304,7 @@ final class ConnectionThread: @unchecked Sendable {
             swap(&batch, &queue)
             queued.store(0, ordering: .relaxed)
             unlock()
+            lastBatchSize = batch.count
             process(batch, connection, group: &group)
             batch.removeAll(keepingCapacity: true)
         }
@@ -264,6 +312,8 @@ final class ConnectionThread: @unchecked Sendable {
 
     /// Polls the queue for up to the configured spin time before the thread goes to sleep.
     private func spin() {
+        isIdleSpinning.store(true, ordering: .relaxed)
+        defer { isIdleSpinning.store(false, ordering: .relaxed) }
         var start = timespec()
         clock_gettime(CLOCK_MONOTONIC, &start)
         var iterations = 0
@@ -310,15 +360,17 @@ final class ConnectionThread: @unchecked Sendable {
             return
         }
         request.state = .running
+        connection.clearInterrupt()
         unlock()
         request.execute(on: connection)
         // A body that threw mid-transaction has rolled back; this only guards against a bug leaving one open.
         connection.rollbackIfNeeded()
-        if isWriter { afterWrites(connection) }
         lock()
-        request.state = .finished
+        request.markFinished()
+        connection.clearInterrupt()
         unlock()
-        request.resume()
+        if isWriter { afterWrites(connection) }
+        request.resumeIfWaiting()
     }
 
     /// Runs a group of reads and short writes in one transaction and resumes their callers after the
@@ -338,9 +390,9 @@ final class ConnectionThread: @unchecked Sendable {
         // Evict before answering, so a write that returns leaves the store within its limits.
         if writes && isWriter { afterWrites(connection) }
         lock()
-        for request in group { request.state = .finished }
+        for request in group { request.markFinished() }
         unlock()
-        for request in group { request.resume() }
+        for request in group { request.resumeIfWaiting() }
     }
 
     private func runInTransaction(_ group: [AnyRequest], writes: Bool, _ connection: SQLiteConnection) {
@@ -413,32 +465,41 @@ enum RequestState {
 
 /// A queued request, type-erased so one queue holds requests of every result type.
 ///
-/// `@unchecked Sendable`: `state` and `isCancelled` are guarded by the owning thread's mutex; the
-/// result is written by the connection's thread before the request is resumed, and read only by the
-/// resume that follows on the same thread.
+/// `@unchecked Sendable`: `state`, `isCancelled` and the continuation are guarded by the owning
+/// thread's mutex. The result is written before the request is marked finished (with the mutex held,
+/// and `completed` stored with release ordering) and read only after: by the caller that sees
+/// `completed` (acquire), or by whoever resumes the continuation after the mutex hand-off.
 class AnyRequest: @unchecked Sendable {
     let kind: RequestKind
     var state: RequestState = .created
     var isCancelled = false
+    /// Set by `perform` when the request is submitted as the caller suspends (the common path).
+    var submitOnSuspend = false
+    /// True once the result is in; polled by a caller that waits briefly instead of suspending.
+    let completed = Atomic<Bool>(false)
 
     init(kind: RequestKind) {
         self.kind = kind
+    }
+
+    /// Marks the request finished. Call with the owning thread's mutex held, after the result is set.
+    final func markFinished() {
+        state = .finished
+        completed.store(true, ordering: .releasing)
     }
 
     /// Runs the body and keeps its result (does not resume the caller).
     func execute(on connection: SQLiteConnection) {}
     /// Replaces the result with a failure.
     func fail(_ error: any Error) {}
-    /// Resumes the caller with the kept result.
-    func resume() {}
-    /// Resumes the caller with `error`.
-    func resume(throwing error: any Error) {}
+    /// Resumes the caller if it suspended; a caller still polling takes the result itself.
+    func resumeIfWaiting() {}
 }
 
 /// A request whose body returns a `T`.
 final class Request<T: Sendable>: AnyRequest, @unchecked Sendable {
     private let body: @Sendable (SQLiteConnection) throws -> T
-    /// Set before the request is queued; resumed exactly once (the state machine sees to it).
+    /// Set (with the mutex held) when the caller suspends; resumed exactly once.
     var continuation: UnsafeContinuation<T, any Error>?
     private var result: Result<T, any Error>?
 
@@ -459,17 +520,37 @@ final class Request<T: Sendable>: AnyRequest, @unchecked Sendable {
         result = .failure(error)
     }
 
-    override func resume() {
+    override func resumeIfWaiting() {
         guard let continuation else { return }
         self.continuation = nil
-        continuation.resume(
-            with: result ?? .failure(CacheError(.internalError, "an SQLite request finished without a result; please report this bug"))
-        )
+        continuation.resume(with: takeResultForResume())
     }
 
-    override func resume(throwing error: any Error) {
-        guard let continuation else { return }
-        self.continuation = nil
-        continuation.resume(throwing: error)
+    /// The result, for a caller that saw the request finish.
+    func takeResultForResume() -> Result<T, any Error> {
+        result ?? .failure(CacheError(.internalError, "an SQLite request finished without a result; please report this bug"))
+    }
+
+    /// The result, or its error, once ``AnyRequest/completed`` is true.
+    func takeResult() throws -> T {
+        try takeResultForResume().get()
+    }
+
+    /// Polls ``AnyRequest/completed`` for up to `nanoseconds`; whether the request finished.
+    func waitBriefly(nanoseconds: Int64) -> Bool {
+        var start = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &start)
+        var iterations = 0
+        while !completed.load(ordering: .acquiring) {
+            csqlite_cpu_relax()
+            iterations += 1
+            if iterations & 31 == 0 {
+                var now = timespec()
+                clock_gettime(CLOCK_MONOTONIC, &now)
+                let elapsed = Int64(now.tv_sec - start.tv_sec) * 1_000_000_000 + Int64(now.tv_nsec - start.tv_nsec)
+                if elapsed >= nanoseconds { return completed.load(ordering: .acquiring) }
+            }
+        }
+        return true
     }
 }

@@ -51,15 +51,23 @@ extension SQLiteConnection {
         return sqlite3_changes(handle) > 0
     }
 
+    /// Inserts or replaces a row.
+    ///
+    /// `accessed_at` is only kept when the store has a size limit (it orders eviction); without one it
+    /// is 0. That is not only a saved column: rewriting a row with identical bytes (the same value and
+    /// expiry) lets SQLite skip dirtying its page, so such a set costs no I/O, as it would in a plain
+    /// loop over the same statement.
     private func upsert(_ id: StatementID, _ key: String, _ value: [UInt8], expiresAt: Int64?, now: Int64) throws {
         let statement = try statement(id)
         defer { finish(statement) }
+        let accessedAt = store.tracksAccess ? now : 0
         let rc = withKeyBytes(key) { keyBytes in
             value.withUnsafeBytes { valueBytes in
                 bind(statement, 1, keyBytes)
                 bind(statement, 2, valueBytes)
                 bind(statement, 3, expiresAt)
-                sqlite3_bind_int64(statement, 4, now)
+                sqlite3_bind_int64(statement, 4, accessedAt)
+                if id == .add { sqlite3_bind_int64(statement, 5, now) }
                 return sqlite3_step(statement)
             }
         }

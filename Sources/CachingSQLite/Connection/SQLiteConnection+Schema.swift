@@ -74,31 +74,20 @@ extension SQLiteConnection {
     /// - Throws: `.storeCorrupt` for a file that is not SQLite or is damaged; `.configuration` for a
     ///   database of another application or of a newer layout; `.readOnly`, `.timeout` as the open does.
     func prepareStore() throws {
+        try applyConnectionSettings()
+        // Look before changing anything: a file that is not ours must be left exactly as it was
+        // (switching it to WAL would be a change, and would leave '-wal' and '-shm' files behind).
+        _ = try inspectHeader()
         if case .file = store.location {
             try enableWAL()
         }
-        try applyConnectionSettings()
         // After a burst of writes the WAL file keeps its size; cap what it keeps once checkpointed.
         try execute("PRAGMA journal_size_limit = \(StoreSchema.walSizeLimit)", "configuring")
         try begin(immediate: true)
         do {
-            let applicationID = try scalar("PRAGMA application_id", "reading the header of") ?? 0
-            let version = try scalar("PRAGMA user_version", "reading the header of") ?? 0
-            let objects = try scalar("SELECT count(*) FROM sqlite_schema", "reading the schema of") ?? 0
-            if applicationID == 0 && version == 0 && objects == 0 {
+            // Again under the write lock: another process may have created the tables meanwhile.
+            if try inspectHeader() == .empty {
                 try execute(StoreSchema.createSQL, "creating the cache tables in")
-            } else if applicationID != Int64(StoreSchema.applicationID) {
-                throw CacheError(
-                    .configuration,
-                    "\(displayName) is an SQLite database of another application (application_id \(applicationID), \(objects) schema objects), not a swift-caching store; point the backend at a file of its own"
-                )
-            } else if version > StoreSchema.version {
-                throw CacheError(
-                    .configuration,
-                    "\(displayName) was written by a newer swift-caching (store layout \(version)); this version reads layout \(StoreSchema.version). Upgrade swift-caching, or use another path"
-                )
-            } else if version < 1 {
-                throw CacheError(.storeCorrupt, "\(displayName) is marked as a swift-caching store but has no layout version; delete it to start an empty cache")
             }
             let tables = try scalar(
                 "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name IN ('cache', 'cache_stats')",
@@ -121,6 +110,41 @@ extension SQLiteConnection {
             rollbackIfNeeded()
             throw error
         }
+    }
+
+    /// What the header says the file is.
+    enum HeaderState {
+        /// No tables and no marks: a new file, to be set up.
+        case empty
+        /// A swift-caching store of the current layout.
+        case current
+    }
+
+    /// Reads `application_id`, `user_version` and the number of schema objects, and refuses a file that
+    /// is not a swift-caching store of a layout this code reads.
+    /// - Throws: `.storeCorrupt` (not SQLite, damaged, half set up), `.configuration` (another
+    ///   application's database, or a newer layout).
+    private func inspectHeader() throws -> HeaderState {
+        let applicationID = try scalar("PRAGMA application_id", "reading the header of") ?? 0
+        let version = try scalar("PRAGMA user_version", "reading the header of") ?? 0
+        let objects = try scalar("SELECT count(*) FROM sqlite_schema", "reading the schema of") ?? 0
+        if applicationID == 0 && version == 0 && objects == 0 { return .empty }
+        if applicationID != Int64(StoreSchema.applicationID) {
+            throw CacheError(
+                .configuration,
+                "\(displayName) is an SQLite database of another application (application_id \(applicationID), \(objects) schema objects), not a swift-caching store; point the backend at a file of its own"
+            )
+        }
+        if version > StoreSchema.version {
+            throw CacheError(
+                .configuration,
+                "\(displayName) was written by a newer swift-caching (store layout \(version)); this version reads layout \(StoreSchema.version). Upgrade swift-caching, or use another path"
+            )
+        }
+        if version < 1 {
+            throw CacheError(.storeCorrupt, "\(displayName) is marked as a swift-caching store but has no layout version; delete it to start an empty cache")
+        }
+        return .current
     }
 
     /// Per-connection settings for a reader (the writer gets them from ``prepareStore()``).

@@ -1,5 +1,6 @@
 import CSQLite
 import Caching
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -24,6 +25,10 @@ final class SQLiteConnection {
     /// The prepared statements, by ``StatementID/rawValue``; prepared on first use, kept until close.
     private var statements: [OpaquePointer?]
     private var isClosed = false
+    /// Set when the running request's task is cancelled. `sqlite3_interrupt` stops the statement that
+    /// is running; this flag also stops a request of several statements between two of them (SQLite
+    /// forgets an interrupt once no statement is active).
+    private let interruptRequested = Atomic<Bool>(false)
 
     private init(handle: OpaquePointer, displayName: String, store: StoreContext) {
         self.handle = handle
@@ -119,6 +124,28 @@ final class SQLiteConnection {
             statements[index] = nil
         }
         sqlite3_close_v2(handle)
+    }
+
+    // MARK: Interrupting
+
+    /// Stops the running statement and makes ``checkInterrupt()`` throw. Safe from any thread while
+    /// the connection is open.
+    func interrupt() {
+        interruptRequested.store(true, ordering: .releasing)
+        sqlite3_interrupt(handle)
+    }
+
+    /// Forgets an earlier interrupt (before the next request starts).
+    func clearInterrupt() {
+        interruptRequested.store(false, ordering: .relaxed)
+    }
+
+    /// Throws `.cancelled` if the running request was interrupted; call between statements of a long request.
+    @inline(__always)
+    func checkInterrupt() throws {
+        if interruptRequested.load(ordering: .acquiring) {
+            throw CacheError(.cancelled, "an operation on \(displayName) was interrupted because the calling task was cancelled")
+        }
     }
 
     // MARK: Errors

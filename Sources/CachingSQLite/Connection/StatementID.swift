@@ -15,9 +15,9 @@ enum StatementID: Int, CaseIterable {
     case get
     /// ?1 key → expires_at.
     case exists
-    /// ?1 key, ?2 value, ?3 expires_at, ?4 now.
+    /// ?1 key, ?2 value, ?3 expires_at, ?4 accessed_at.
     case set
-    /// ?1 key, ?2 value, ?3 expires_at, ?4 now; changes() == 1 when stored.
+    /// ?1 key, ?2 value, ?3 expires_at, ?4 accessed_at, ?5 now; changes() == 1 when stored.
     case add
     /// ?1 key → the deleted row's expires_at.
     case delete
@@ -65,7 +65,7 @@ enum StatementID: Int, CaseIterable {
             """
             INSERT INTO cache (key, value, expires_at, accessed_at) VALUES (?1, ?2, ?3, ?4) \
             ON CONFLICT (key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at, \
-            accessed_at = excluded.accessed_at WHERE cache.expires_at IS NOT NULL AND cache.expires_at <= ?4
+            accessed_at = excluded.accessed_at WHERE cache.expires_at IS NOT NULL AND cache.expires_at <= ?5
             """
         case .delete: "DELETE FROM cache WHERE key = ?1 RETURNING expires_at"
         case .touch: "UPDATE cache SET expires_at = ?2 WHERE key = ?1 AND (expires_at IS NULL OR expires_at > ?3)"
