@@ -56,9 +56,26 @@ let package = Package(
         .systemLibrary(name: "CLibmemcached", providers: [.apt(["libmemcached-dev"])]),
 
         // MARK: Backends
-        .target(name: "CachingSQLite", dependencies: ["Caching", "CSQLite"]),
-        .target(name: "CachingRedis", dependencies: ["Caching", "CHiredis"]),
-        .target(name: "CachingMemcached", dependencies: ["Caching", "CLibmemcached"]),
+        .target(
+            name: "CachingSQLite",
+            dependencies: [
+                "Caching", "CSQLite",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        .target(
+            name: "CachingRedis",
+            dependencies: [
+                "Caching", "CHiredis",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "DequeModule", package: "swift-collections"),
+            ]
+        ),
+        .target(
+            name: "CachingMemcached",
+            dependencies: ["Caching", "CLibmemcached", .product(name: "Logging", package: "swift-log")]
+        ),
 
         // MARK: HTTP
         .target(
@@ -107,12 +124,21 @@ let package = Package(
         .executableTarget(
             name: "CacheBench",
             dependencies: [
-                "Caching", "CachingSQLite", "CachingRedis", "CachingMemcached",
+                "Caching", "CachingTesting", "CachingSQLite", "CachingRedis", "CachingMemcached", "CReference",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             path: "Benchmarks/CacheBench"
         ),
+        // The C limit for `cache-bench --reference`: the same workloads straight through the C libraries.
+        .target(
+            name: "CReference",
+            path: "Benchmarks/CReference",
+            linkerSettings: [.linkedLibrary("hiredis"), .linkedLibrary("memcached"), .linkedLibrary("sqlite3")]
+        ),
+
+        .testTarget(name: "CacheBenchTests", dependencies: ["CacheBench"], path: "Benchmarks/CacheBenchTests"),
 
         .executableTarget(
             name: "HTTPCacheHitPathBench",
@@ -125,7 +151,15 @@ let package = Package(
             name: "CachingTests",
             dependencies: ["Caching", "CachingTesting", .product(name: "MetricsTestKit", package: "swift-metrics")]
         ),
-        .testTarget(name: "CachingSQLiteTests", dependencies: ["CachingSQLite", "CachingTesting"]),
+        .testTarget(
+            name: "CachingSQLiteTests",
+            dependencies: [
+                "CachingSQLite", "CachingTesting", "CSQLite", "SQLiteStressWorker",
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        // A second process for the multi-process tests of CachingSQLite.
+        .executableTarget(name: "SQLiteStressWorker", dependencies: ["CachingSQLite"], path: "Tests/Support/SQLiteStressWorker"),
         .testTarget(name: "CachingRedisTests", dependencies: ["CachingRedis", "CachingTesting"]),
         .testTarget(name: "CachingMemcachedTests", dependencies: ["CachingMemcached", "CachingTesting"]),
         .testTarget(

@@ -27,8 +27,9 @@ struct Probe: Sendable {
 
     func bytes(_ text: String) -> [UInt8] { Array(text.utf8) }
 
-    /// A TTL that expires quickly but is at least the backend's resolution.
-    var shortTTL: Duration { max(options.ttlResolution, .milliseconds(100)) }
+    /// A TTL that expires quickly but is at least the backend's resolution, and long enough that
+    /// a loaded machine still reads the entry back before it expires.
+    var shortTTL: Duration { max(options.ttlResolution, .milliseconds(500)) }
 
     /// Long enough after `shortTTL` for the backend to have dropped the entry.
     var expiryWait: Duration { shortTTL * 2 + options.ttlResolution + .milliseconds(200) }

@@ -7,12 +7,12 @@ import Testing
 
     @Test func typedSetGetDelete() async throws {
         let users = cache.namespace("users")
-        try await users.set(User.alice, forKey: "1")
-        #expect(try await users.get("1", as: User.self) == User.alice)
+        try await users.set(Person.alice, forKey: "1")
+        #expect(try await users.get("1", as: Person.self) == Person.alice)
         #expect(try await users.exists("1"))
-        #expect(try await users.get("2", as: User.self) == nil)
+        #expect(try await users.get("2", as: Person.self) == nil)
         #expect(try await users.delete("1"))
-        #expect(try await users.get("1", as: User.self) == nil)
+        #expect(try await users.get("1", as: Person.self) == nil)
     }
 
     @Test func keysCarryPrefixAndNamespace() async throws {
@@ -50,14 +50,14 @@ import Testing
     }
 
     @Test func ttlDefaultsAndRemaining() async throws {
-        try await cache.set(User.bob, forKey: "default")
-        let (value, ttl) = try #require(try await cache.getWithTTL("default", as: User.self))
-        #expect(value == User.bob)
+        try await cache.set(Person.bob, forKey: "default")
+        let (value, ttl) = try #require(try await cache.getWithTTL("default", as: Person.self))
+        #expect(value == Person.bob)
         let remaining = try #require(ttl)
         #expect(remaining <= .seconds(300) && remaining > .seconds(290))
 
-        try await cache.set(User.bob, forKey: "short", ttl: .seconds(5))
-        let short = try #require(try await cache.getWithTTL("short", as: User.self)?.ttl)
+        try await cache.set(Person.bob, forKey: "short", ttl: .seconds(5))
+        let short = try #require(try await cache.getWithTTL("short", as: Person.self)?.ttl)
         #expect(short <= .seconds(5))
 
         let forever = CacheFront(backend: backend, prefix: "forever")
@@ -92,40 +92,40 @@ import Testing
 
     @Test func undecodableEntryIsAMissAndIsRemoved() async throws {
         try await backend.set("shop:garbage", to: [0xde, 0xad, 0xbe, 0xef], ttl: nil)
-        #expect(try await cache.get("garbage", as: User.self) == nil)
+        #expect(try await cache.get("garbage", as: Person.self) == nil)
         #expect(try await backend.get("shop:garbage") == nil)
     }
 
     @Test func cachedNilIsToldApartFromAMiss() async throws {
         let calls = CallCounter()
-        let compute: @Sendable () async throws -> User? = { calls.increment(); return nil }
+        let compute: @Sendable () async throws -> Person? = { calls.increment(); return nil }
         #expect(try await cache.getOrSet("nobody", compute: compute) == nil)
         #expect(try await cache.getOrSet("nobody", compute: compute) == nil)
         #expect(calls.count == 1)
-        let stored = try await cache.get("nobody", as: User?.self)
+        let stored = try await cache.get("nobody", as: Person?.self)
         #expect(stored == .some(nil))
-        #expect(try await cache.get("never-set", as: User?.self) == nil)
+        #expect(try await cache.get("never-set", as: Person?.self) == nil)
     }
 
     @Test func concurrentMissesComputeOnce() async throws {
         let calls = CallCounter()
         let front = cache
-        let results = try await withThrowingTaskGroup(of: User.self) { group in
+        let results = try await withThrowingTaskGroup(of: Person.self) { group in
             for _ in 0..<1000 {
                 group.addTask {
                     try await front.getOrSet("cold") {
                         calls.increment()
                         try await Task.sleep(for: .milliseconds(50))
-                        return User.alice
+                        return Person.alice
                     }
                 }
             }
-            var results: [User] = []
+            var results: [Person] = []
             for try await user in group { results.append(user) }
             return results
         }
         #expect(results.count == 1000)
-        #expect(results.allSatisfy { $0 == User.alice })
+        #expect(results.allSatisfy { $0 == Person.alice })
         #expect(calls.count == 1)
     }
 
@@ -167,7 +167,7 @@ import Testing
         #expect(try await concat("a", "bc") == "abc")
 
         let readable = CacheFront(backend: backend, prefix: "shop", keyBuilder: .readable)
-        let user = readable.namespace("users").cached(name: "user") { (id: Int) in User(id: id, name: "n", email: "e", score: 0, active: true) }
+        let user = readable.namespace("users").cached(name: "user") { (id: Int) in Person(id: id, name: "n", email: "e", score: 0, active: true) }
         _ = try await user(42)
         #expect(try await backend.exists("shop:users:user:42"))
     }
@@ -189,9 +189,9 @@ import Testing
 
     @Test func batchOperations() async throws {
         let users = cache.namespace("users")
-        try await users.set(["1": User.alice, "2": User.bob], ttl: .seconds(60))
-        let found = try await users.get(["1", "3", "2"], as: User.self)
-        #expect(found == [User.alice, nil, User.bob])
+        try await users.set(["1": Person.alice, "2": Person.bob], ttl: .seconds(60))
+        let found = try await users.get(["1", "3", "2"], as: Person.self)
+        #expect(found == [Person.alice, nil, Person.bob])
         #expect(try await users.delete(["1", "3"]) == 1)
     }
 

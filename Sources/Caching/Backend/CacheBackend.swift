@@ -49,6 +49,10 @@ public protocol CacheBackend: Sendable {
     func exists(_ key: String) async throws -> Bool
 
     /// The entries for `keys`, in the same order, `nil` for each miss.
+    ///
+    /// A backend may leave ``CacheEntry/ttl`` `nil` in batch results when reading every
+    /// remaining TTL would cost another round trip (the Redis backend does, unless configured
+    /// otherwise); the single-key ``get(_:)`` always reports it.
     func get(_ keys: [String]) async throws -> [CacheEntry?]
 
     /// Stores every item with the same `ttl`.

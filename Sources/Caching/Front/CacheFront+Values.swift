@@ -9,8 +9,23 @@ extension CacheFront {
     /// To cache "no value" and tell it from a miss, ask for an optional type:
     /// `get("k", as: User?.self)` returns `.some(nil)` for a stored `nil`.
     /// - Throws: ``CacheError`` when the backend fails or `key` is empty.
+    @inlinable
     public func get<T: Decodable & Sendable>(_ key: String, as type: T.Type = T.self) async throws -> T? {
-        try await getWithTTL(key, as: type)?.value
+        // Inlinable so the caller's module specializes it for `T`: this is the hot path.
+        let storageKey = try storageKey(key)
+        guard isEnabled else { return nil }
+        guard let entry = try await backend.get(storageKey) else {
+            recordMiss()
+            return nil
+        }
+        do {
+            let value = try decode(entry.value, as: T.self)
+            recordHit()
+            return value
+        } catch {
+            await evictUndecodable(key: storageKey, type: T.self, error: error)
+            return nil
+        }
     }
 
     /// The value stored under `key` and its remaining TTL (`nil`: never expires), or `nil` on a miss.
@@ -19,6 +34,7 @@ extension CacheFront {
     /// if let (user, ttl) = try await users.getWithTTL("42", as: User.self) { ... }
     /// ```
     /// - Throws: ``CacheError`` when the backend fails or `key` is empty.
+    @inlinable
     public func getWithTTL<T: Decodable & Sendable>(
         _ key: String,
         as type: T.Type = T.self
@@ -26,12 +42,17 @@ extension CacheFront {
         let storageKey = try storageKey(key)
         guard isEnabled else { return nil }
         guard let entry = try await backend.get(storageKey) else {
-            shared.metrics.misses.increment()
+            recordMiss()
             return nil
         }
-        guard let value: T = await decodeOrEvict(entry.value, key: storageKey) else { return nil }
-        shared.metrics.hits.increment()
-        return (value, entry.ttl)
+        do {
+            let value = try decode(entry.value, as: T.self)
+            recordHit()
+            return (value, entry.ttl)
+        } catch {
+            await evictUndecodable(key: storageKey, type: T.self, error: error)
+            return nil
+        }
     }
 
     /// Stores `value` under `key`.
@@ -200,17 +221,31 @@ extension CacheFront {
         do {
             return try decode(bytes, as: T.self)
         } catch {
-            shared.metrics.decodeErrors.increment()
-            shared.metrics.misses.increment()
-            logger.warning(
-                "cache entry could not be decoded; removing it",
-                metadata: ["cache.key": "\(key)", "cache.type": "\(T.self)", "error": "\(error)"]
-            )
-            _ = try? await backend.delete(key)
+            await evictUndecodable(key: key, type: T.self, error: error)
             return nil
         }
     }
 
+    /// Counts, logs and removes an entry the coder could not read as `type`: a miss.
+    @usableFromInline
+    func evictUndecodable(key: String, type: Any.Type, error: any Error) async {
+        shared.metrics.decodeErrors.increment()
+        shared.metrics.misses.increment()
+        logger.warning(
+            "cache entry could not be decoded; removing it",
+            metadata: ["cache.key": "\(key)", "cache.type": "\(type)", "error": "\(error)"]
+        )
+        _ = try? await backend.delete(key)
+    }
+
+    @usableFromInline
+    func recordHit() { shared.metrics.hits.increment() }
+
+    @usableFromInline
+    func recordMiss() { shared.metrics.misses.increment() }
+
+    /// `bytes` as a `T`: raw for `[UInt8]` and `String`, through the coder otherwise.
+    @inlinable
     func decode<T: Decodable>(_ bytes: [UInt8], as type: T.Type) throws -> T {
         if T.self == [UInt8].self, let raw = bytes as? T { return raw }
         if T.self == String.self {

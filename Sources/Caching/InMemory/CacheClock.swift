@@ -28,8 +28,12 @@ public protocol CacheClock: Sendable {
     func now() -> Int64
 }
 
-/// The real monotonic clock: `ContinuousClock` time (it keeps counting while the machine
-/// sleeps, and never jumps with wall-clock changes), in milliseconds.
+/// The real monotonic clock, in milliseconds: the time source of `ContinuousClock`.
+///
+/// It never jumps with wall-clock changes and keeps counting while the machine is suspended,
+/// so a TTL measures elapsed real time. It reads the kernel clock directly (`CLOCK_BOOTTIME` on
+/// Linux, the clock behind `ContinuousClock`), which skips the 128-bit `Duration` arithmetic of
+/// `ContinuousClock.now`: the backend reads it on every hit on an entry with a TTL.
 ///
 /// This is the clock ``InMemoryBackend`` uses unless it is given another one.
 public struct SystemCacheClock: CacheClock {
@@ -38,17 +42,12 @@ public struct SystemCacheClock: CacheClock {
 
     /// Milliseconds on the continuous clock since an unspecified origin (on Linux, the boot).
     public func now() -> Int64 {
-        #if canImport(Darwin)
-        // `ContinuousClock` is `mach_continuous_time` on Darwin; `CLOCK_MONOTONIC_RAW` is its
-        // POSIX face there and keeps counting through sleep.
         var ts = timespec()
-        clock_gettime(CLOCK_MONOTONIC_RAW, &ts)
-        #else
-        // `ContinuousClock` is `CLOCK_BOOTTIME` on Linux. Reading it directly skips the
-        // 128-bit `Duration` arithmetic of `ContinuousClock.now`, which would double the cost
-        // of a cache hit on an entry with a TTL.
-        var ts = timespec()
+        #if os(Linux)
         clock_gettime(CLOCK_BOOTTIME, &ts)
+        #else
+        // `ContinuousClock` is `mach_continuous_time` on Darwin, which `CLOCK_MONOTONIC` reads.
+        clock_gettime(CLOCK_MONOTONIC, &ts)
         #endif
         return Int64(ts.tv_sec) &* 1000 &+ Int64(ts.tv_nsec) / 1_000_000
     }

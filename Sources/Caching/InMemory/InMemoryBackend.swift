@@ -33,17 +33,27 @@ import Synchronization
 /// is a little simpler to reason about, and matches it on most web-cache traces; TinyLFU can do
 /// better on workloads whose popular set changes slowly. See `Docs/InMemoryBackend.md`.
 ///
+/// ## Keys
+/// Any non-empty `String`, compared byte for byte as UTF-8, as Redis and memcached compare
+/// them: `"caf\u{E9}"` and `"cafe\u{301}"` are two keys here too, although Swift's `==` calls
+/// them equal. ``clear(prefix:)`` matches bytes as well.
+///
 /// ## Concurrency
 /// Keys are spread over `shardCount` shards, each with its own `Mutex`, table and queues;
 /// the limits are split evenly between them. Every operation, including ``add(_:value:ttl:)``,
-/// ``increment(_:by:ttl:)``, ``touch(_:ttl:)`` and the batch forms, is atomic per key.
+/// ``increment(_:by:ttl:)``, ``touch(_:ttl:)`` and the batch forms, is atomic per key. A hit
+/// allocates nothing: the returned `[UInt8]` shares the stored buffer (copy-on-write).
 ///
 /// ## Expiry
 /// TTLs are kept to the millisecond on a ``CacheClock`` (the system's monotonic clock unless
 /// one is given; ``ManualClock`` in tests). An expired entry is never returned: it is removed
 /// when it is next touched, when eviction reaches it, or by ``sweepExpired()``, which the
 /// ``Sweeper`` service calls periodically.
-public final class InMemoryBackend: CacheBackend {
+public final class InMemoryBackend: CacheBackend, @unchecked Sendable {
+    // @unchecked Sendable: the only stored property that is not Sendable is `shards`, a pointer
+    // to the shards' mutexes. It is written once in `init` and freed in `deinit`; everything it
+    // points to is reached only through `Mutex.withLock`.
+
     /// `"memory"`.
     public var name: String { "memory" }
 
@@ -59,7 +69,11 @@ public final class InMemoryBackend: CacheBackend {
     /// The clock that TTLs are measured on.
     public let clock: any CacheClock
 
-    private let shards: [InMemoryShard]
+    /// `shardCount` mutexes, allocated once: indexing them costs no reference counting.
+    private let shards: UnsafeMutablePointer<Mutex<ShardState>>
+    /// `64 - log2(shardCount)`: a shard is picked by the top bits of the key's hash, and a
+    /// bucket within it by the low bits.
+    private let shardShift: UInt
     private let shardMask: Int
     /// The smallest shard's byte budget: a key and value larger than this cannot be stored.
     private let maxEntrySize: Int
@@ -99,8 +113,8 @@ public final class InMemoryBackend: CacheBackend {
     /// - Parameters:
     ///   - maxEntries: the most entries to hold; at least 1.
     ///   - maxBytes: the most bytes of keys (UTF-8) and values to hold; at least 1.
-    ///   - maxValueSize: the largest value to accept, at most `maxBytes`. `nil` picks a
-    ///     sixteenth of `maxBytes`, but at least 1 MiB (or `maxBytes` if smaller): 4 MiB with
+    ///   - maxValueSize: the largest value to accept, at most `maxBytes`. `nil` picks
+    ///     `maxBytes / shardCount`, but at least 1 MiB (or `maxBytes` if smaller): 4 MiB with
     ///     the defaults.
     ///   - shardCount: how many independently locked shards to use; a power of two from 1 to
     ///     4096. Fewer are used when a shard would get fewer than 256 entries or fewer bytes
@@ -132,9 +146,9 @@ public final class InMemoryBackend: CacheBackend {
                 "shardCount is \(shardCount); it must be a power of two between 1 and 4096, such as 16"
             )
         }
-        let valueLimit = maxValueSize ?? max(min(maxBytes, 1 << 20), maxBytes / 16)
+        let valueLimit = maxValueSize ?? min(maxBytes, max(1 << 20, maxBytes / shardCount))
         var shards = shardCount
-        while shards > 1 && (maxEntries / shards < Self.minEntriesPerShard || maxBytes / shards < valueLimit) {
+        while shards > 1 && (maxEntries / shards < Self.minEntriesPerShard || maxBytes / shards < max(valueLimit, 1)) {
             shards /= 2
         }
         guard maxEntries / shards < Int(Int32.max) else {
@@ -152,31 +166,44 @@ public final class InMemoryBackend: CacheBackend {
         self.maxValueSize = maxValueSize
         self.shardCount = shardCount
         self.shardMask = shardCount - 1
+        self.shardShift = UInt(64 - shardCount.trailingZeroBitCount)
         self.clock = clock
-        var shards: [InMemoryShard] = []
-        shards.reserveCapacity(shardCount)
+        let shards = UnsafeMutablePointer<Mutex<ShardState>>.allocate(capacity: shardCount)
         for i in 0..<shardCount {
             let entries = maxEntries / shardCount + (i < maxEntries % shardCount ? 1 : 0)
             let bytes = maxBytes / shardCount + (i < maxBytes % shardCount ? 1 : 0)
-            shards.append(InMemoryShard(limits: ShardLimits(maxEntries: entries, maxBytes: bytes)))
+            (shards + i).initialize(to: Mutex(ShardState(limits: ShardLimits(maxEntries: entries, maxBytes: bytes))))
         }
         self.shards = shards
         self.maxEntrySize = maxBytes / shardCount
     }
 
-    // MARK: Helpers
-
-    @inline(__always)
-    private func shard(for key: HashedKey) -> InMemoryShard {
-        shards[key.hash & shardMask]
+    deinit {
+        shards.deinitialize(count: shardCount)
+        shards.deallocate()
     }
 
+    // MARK: Helpers
+
+    /// The shard that holds keys with `hash`.
     @inline(__always)
-    private func hashed(_ key: String) throws(CacheError) -> HashedKey {
+    private func shard(_ hash: Int) -> UnsafeMutablePointer<Mutex<ShardState>> {
+        // `&>>` takes the shift modulo 64, so one shard (shift 64) reads the whole hash and
+        // the mask of 0 picks shard 0.
+        shards + (Int(truncatingIfNeeded: UInt(bitPattern: hash) &>> shardShift) & shardMask)
+    }
+
+    /// The hash of a valid key: Swift's seeded `hashValue` (see `KeyBytes`).
+    ///
+    /// The seed differs between processes: fine for placing keys in this process's tables, and
+    /// it keeps them safe from keys crafted to collide. It is never used to build a stored or
+    /// shared key.
+    @inline(__always)
+    private func hash(_ key: String) throws(CacheError) -> Int {
         guard !key.isEmpty else {
             throw CacheError(.invalidKey, "the key is empty; use a key of at least one byte")
         }
-        return HashedKey(key)
+        return key.hashValue
     }
 
     /// Checks that `value` can be stored under `key`.
@@ -224,11 +251,11 @@ public final class InMemoryBackend: CacheBackend {
     /// The synchronous body of ``get(_:)``.
     @inline(__always)
     func getNow(_ key: String) throws(CacheError) -> CacheEntry? {
-        let hashed = try hashed(key)
+        let hash = try hash(key)
         let clock = self.clock
-        let found = try shard(for: hashed).state.withLock { (state) throws(CacheError) in
+        let found = try shard(hash).pointee.withLock { (state) throws(CacheError) in
             guard !state.closed else { throw closedError }
-            return state.get(hashed, clock: clock)
+            return state.get(key, hash: hash, clock: clock)
         }
         guard let found else { return nil }
         return entry(found.value, remaining: found.remaining)
@@ -239,24 +266,24 @@ public final class InMemoryBackend: CacheBackend {
     ///   ``CacheError/Code/valueTooLarge`` when the value is over ``maxValueSize``;
     ///   ``CacheError/Code/invalidKey`` for an empty key; ``CacheError/Code/closed``.
     public func set(_ key: String, to value: [UInt8], ttl: Duration?) async throws {
-        let hashed = try hashed(key)
+        let hash = try hash(key)
         try checkSize(key, valueSize: value.count)
         let expiresAt = try expiry(for: ttl)
         let clock = self.clock
-        try shard(for: hashed).state.withLock { (state) throws(CacheError) in
+        try shard(hash).pointee.withLock { (state) throws(CacheError) in
             guard !state.closed else { throw closedError }
-            state.set(hashed, value: value, expiresAt: expiresAt, clock: clock)
+            state.set(key, hash: hash, value: value, expiresAt: expiresAt, clock: clock)
         }
     }
 
     /// Removes `key`; returns whether it held a live entry.
     @discardableResult
     public func delete(_ key: String) async throws -> Bool {
-        let hashed = try hashed(key)
+        let hash = try hash(key)
         let clock = self.clock
-        return try shard(for: hashed).state.withLock { (state) throws(CacheError) in
+        return try shard(hash).pointee.withLock { (state) throws(CacheError) in
             guard !state.closed else { throw closedError }
-            return state.delete(hashed, clock: clock)
+            return state.delete(key, hash: hash, clock: clock)
         }
     }
 
@@ -274,8 +301,8 @@ public final class InMemoryBackend: CacheBackend {
     func clearNow(prefix: String) throws(CacheError) -> Int {
         var removed = 0
         if prefix.isEmpty {
-            for shard in shards {
-                removed += try shard.state.withLock { (state) throws(CacheError) in
+            for i in 0..<shardCount {
+                removed += try shards[i].withLock { (state) throws(CacheError) in
                     guard !state.closed else { throw closedError }
                     let count = state.count
                     state.removeAll()
@@ -285,10 +312,10 @@ public final class InMemoryBackend: CacheBackend {
             return removed
         }
         let bytes = Array(prefix.utf8)
-        for shard in shards {
+        for i in 0..<shardCount {
             var start = 0
             while true {
-                let (count, next, done) = try shard.state.withLock { (state) throws(CacheError) in
+                let (count, next, done) = try shards[i].withLock { (state) throws(CacheError) in
                     guard !state.closed else { throw closedError }
                     let (count, next) = state.removeKeys(withPrefix: bytes, from: start, limit: Self.slotsPerLockHold)
                     return (count, next, next >= state.slotCount)
@@ -304,8 +331,8 @@ public final class InMemoryBackend: CacheBackend {
     /// Drops every entry. Later operations throw ``CacheError/Code/closed``; closing twice is
     /// harmless.
     public func close() async throws {
-        for shard in shards {
-            shard.state.withLock { state in
+        for i in 0..<shardCount {
+            shards[i].withLock { state in
                 state.closed = true
                 state.removeAll()
             }
@@ -314,18 +341,18 @@ public final class InMemoryBackend: CacheBackend {
 
     /// Whether the backend has been closed.
     public var isClosed: Bool {
-        shards[0].state.withLock { $0.closed }
+        shards[0].withLock { $0.closed }
     }
 
     // MARK: Native batch and atomic operations
 
     /// Whether `key` holds a live entry. Not counted as a read for eviction or statistics.
     public func exists(_ key: String) async throws -> Bool {
-        let hashed = try hashed(key)
+        let hash = try hash(key)
         let clock = self.clock
-        return try shard(for: hashed).state.withLock { (state) throws(CacheError) in
+        return try shard(hash).pointee.withLock { (state) throws(CacheError) in
             guard !state.closed else { throw closedError }
-            return state.liveSlot(hashed, clock: clock) != nil
+            return state.liveSlot(key, hash: hash, clock: clock) != nil
         }
     }
 
@@ -344,18 +371,18 @@ public final class InMemoryBackend: CacheBackend {
     /// Every key, value and the TTL are checked before anything is stored: if one is refused,
     /// nothing is written.
     public func set(_ items: [(key: String, value: [UInt8])], ttl: Duration?) async throws {
-        var hashedKeys: [HashedKey] = []
-        hashedKeys.reserveCapacity(items.count)
+        var hashes: [Int] = []
+        hashes.reserveCapacity(items.count)
         for item in items {
-            hashedKeys.append(try hashed(item.key))
+            hashes.append(try hash(item.key))
             try checkSize(item.key, valueSize: item.value.count)
         }
         let expiresAt = try expiry(for: ttl)
         let clock = self.clock
-        for (hashed, item) in zip(hashedKeys, items) {
-            try shard(for: hashed).state.withLock { (state) throws(CacheError) in
+        for (hash, item) in zip(hashes, items) {
+            try shard(hash).pointee.withLock { (state) throws(CacheError) in
                 guard !state.closed else { throw closedError }
-                state.set(hashed, value: item.value, expiresAt: expiresAt, clock: clock)
+                state.set(item.key, hash: hash, value: item.value, expiresAt: expiresAt, clock: clock)
             }
         }
     }
@@ -363,13 +390,15 @@ public final class InMemoryBackend: CacheBackend {
     /// Removes `keys`; returns how many held a live entry.
     @discardableResult
     public func delete(_ keys: [String]) async throws -> Int {
-        let hashedKeys = try keys.map { (key) throws(CacheError) in try hashed(key) }
+        var hashes: [Int] = []
+        hashes.reserveCapacity(keys.count)
+        for key in keys { hashes.append(try hash(key)) }
         let clock = self.clock
         var count = 0
-        for hashed in hashedKeys {
-            let deleted = try shard(for: hashed).state.withLock { (state) throws(CacheError) in
+        for (hash, key) in zip(hashes, keys) {
+            let deleted = try shard(hash).pointee.withLock { (state) throws(CacheError) in
                 guard !state.closed else { throw closedError }
-                return state.delete(hashed, clock: clock)
+                return state.delete(key, hash: hash, clock: clock)
             }
             if deleted { count += 1 }
         }
@@ -379,14 +408,14 @@ public final class InMemoryBackend: CacheBackend {
     /// Stores `value` only if `key` holds no live entry; returns whether it stored it.
     /// - Throws: as ``set(_:to:ttl:)``.
     public func add(_ key: String, value: [UInt8], ttl: Duration?) async throws -> Bool {
-        let hashed = try hashed(key)
+        let hash = try hash(key)
         try checkSize(key, valueSize: value.count)
         let expiresAt = try expiry(for: ttl)
         let clock = self.clock
-        return try shard(for: hashed).state.withLock { (state) throws(CacheError) in
+        return try shard(hash).pointee.withLock { (state) throws(CacheError) in
             guard !state.closed else { throw closedError }
-            if state.liveSlot(hashed, clock: clock) != nil { return false }
-            state.set(hashed, value: value, expiresAt: expiresAt, clock: clock)
+            if state.liveSlot(key, hash: hash, clock: clock) != nil { return false }
+            state.set(key, hash: hash, value: value, expiresAt: expiresAt, clock: clock)
             return true
         }
     }
@@ -397,19 +426,19 @@ public final class InMemoryBackend: CacheBackend {
     /// - Throws: ``CacheError/Code/notANumber`` when the stored value is not a decimal `Int64`
     ///   or the sum overflows (the value is left as it was); ``CacheError/Code/invalidTTL``.
     public func increment(_ key: String, by delta: Int64, ttl: Duration?) async throws -> Int64 {
-        let hashed = try hashed(key)
+        let hash = try hash(key)
         try checkSize(key, valueSize: 20)
         let expiresAt = try expiry(for: ttl)
         let clock = self.clock
-        return try shard(for: hashed).state.withLock { (state) throws(CacheError) in
+        return try shard(hash).pointee.withLock { (state) throws(CacheError) in
             guard !state.closed else { throw closedError }
-            if let slot = state.liveSlot(hashed, clock: clock) {
+            if let slot = state.liveSlot(key, hash: hash, clock: clock) {
                 let next = try CacheCounter.add(delta, to: state.value(at: slot), key: key)
                 let keep = state.expiresAt(slot: slot)
-                state.set(hashed, value: Array(String(next).utf8), expiresAt: keep, clock: clock)
+                state.set(key, hash: hash, value: Array(String(next).utf8), expiresAt: keep, clock: clock)
                 return next
             }
-            state.set(hashed, value: Array(String(delta).utf8), expiresAt: expiresAt, clock: clock)
+            state.set(key, hash: hash, value: Array(String(delta).utf8), expiresAt: expiresAt, clock: clock)
             return delta
         }
     }
@@ -417,12 +446,12 @@ public final class InMemoryBackend: CacheBackend {
     /// Gives `key` a new TTL (`nil`: never expires); returns whether it held a live entry.
     @discardableResult
     public func touch(_ key: String, ttl: Duration?) async throws -> Bool {
-        let hashed = try hashed(key)
+        let hash = try hash(key)
         let expiresAt = try expiry(for: ttl)
         let clock = self.clock
-        return try shard(for: hashed).state.withLock { (state) throws(CacheError) in
+        return try shard(hash).pointee.withLock { (state) throws(CacheError) in
             guard !state.closed else { throw closedError }
-            guard let slot = state.liveSlot(hashed, clock: clock) else { return false }
+            guard let slot = state.liveSlot(key, hash: hash, clock: clock) else { return false }
             state.setExpiry(slot: slot, to: expiresAt)
             return true
         }
@@ -439,10 +468,10 @@ public final class InMemoryBackend: CacheBackend {
     public func sweepExpired() -> Int {
         var removed = 0
         let clock = self.clock
-        for shard in shards {
+        for i in 0..<shardCount {
             var start = 0
             while true {
-                let (count, next, done) = shard.state.withLock { state in
+                let (count, next, done) = shards[i].withLock { state in
                     if state.closed { return (0, 0, true) }
                     let (count, next) = state.sweep(from: start, limit: Self.slotsPerLockHold, now: clock.now())
                     return (count, next, next >= state.slotCount)
@@ -462,8 +491,8 @@ public final class InMemoryBackend: CacheBackend {
     /// Cheap (one short lock hold per shard), so it can feed a metrics gauge.
     public func stats() -> Stats {
         var stats = Stats()
-        for shard in shards {
-            shard.state.withLock { state in
+        for i in 0..<shardCount {
+            shards[i].withLock { state in
                 stats.entries += state.count
                 stats.bytes += state.bytes
                 stats.hits += state.hits
@@ -474,15 +503,5 @@ public final class InMemoryBackend: CacheBackend {
             }
         }
         return stats
-    }
-}
-
-/// One shard: a mutex over its state. A class so the backend can keep the non-copyable
-/// `Mutex` values in an array.
-final class InMemoryShard: Sendable {
-    let state: Mutex<ShardState>
-
-    init(limits: ShardLimits) {
-        state = Mutex(ShardState(limits: limits))
     }
 }

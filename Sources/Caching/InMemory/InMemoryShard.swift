@@ -1,36 +1,42 @@
 import DequeModule
 
-/// A key together with its hash, computed once per operation.
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Keys are compared as their UTF-8 bytes, as Redis, memcached and SQLite compare them, and as
+/// ``InMemoryBackend/clear(prefix:)`` matches them. Swift's `String ==` uses Unicode canonical
+/// equivalence instead, which would make `"caf\u{E9}"` and `"cafe\u{301}"` one key here and two
+/// keys everywhere else.
 ///
-/// The hash picks the shard, is the identity kept in the ghost queue, and is all the shard's
-/// dictionary hashes again (8 bytes instead of the whole key). It is Swift's seeded hash, so
-/// it differs between processes: fine for in-process placement, and it keeps the tables safe
-/// from keys crafted to collide. It is never used to build a stored or shared key.
-struct HashedKey: Hashable {
-    let key: String
-    let hash: Int
-
+/// The hash is still `String.hashValue` (seeded SipHash over the normalized form; the fastest
+/// string hash the standard library offers): byte-equal keys are canonically equal, so they
+/// hash alike, and the rare equivalent-but-different keys merely share a probe sequence.
+enum KeyBytes {
+    /// Whether `a` and `b` have the same UTF-8 bytes.
     @inline(__always)
-    init(_ key: String) {
-        self.key = key
-        self.hash = key.hashValue
-    }
-
-    init(key: String, hash: Int) {
-        self.key = key
-        self.hash = hash
-    }
-
-    static var none: HashedKey { HashedKey(key: "", hash: 0) }
-
-    @inline(__always)
-    func hash(into hasher: inout Hasher) {
-        hasher.combine(hash)
-    }
-
-    @inline(__always)
-    static func == (lhs: HashedKey, rhs: HashedKey) -> Bool {
-        lhs.hash == rhs.hash && lhs.key == rhs.key
+    static func equal(_ a: String, _ b: String) -> Bool {
+        // A String value is entirely its 16 bytes: equal bits mean the same small-string bytes
+        // or the same storage, so the same UTF-8. This settles every small key (up to 15
+        // bytes, kept inline) without touching memory; anything else falls through to the
+        // byte comparison.
+        if unsafeBitCast(a, to: (UInt64, UInt64).self) == unsafeBitCast(b, to: (UInt64, UInt64).self) {
+            return true
+        }
+        let count = a.utf8.count
+        guard count == b.utf8.count else { return false }
+        let fast: Bool?? = a.utf8.withContiguousStorageIfAvailable { pa in
+            b.utf8.withContiguousStorageIfAvailable { pb in
+                guard let x = pa.baseAddress, let y = pb.baseAddress else { return count == 0 }
+                return memcmp(x, y, count) == 0
+            }
+        }
+        if let fast, let fast { return fast }
+        return a.utf8.elementsEqual(b.utf8)
     }
 }
 
@@ -65,23 +71,28 @@ enum QueueID: UInt8 {
 }
 
 /// One entry of a shard's slab. Slots are linked into the small or main FIFO by index.
+///
+/// The fields a hit reads and writes (key, value, expiry, counter) come first, so that they
+/// usually share one cache line.
 struct Slot {
-    var key: HashedKey
+    var key: String
     var value: [UInt8]
     /// Expiry on the backend clock in milliseconds; `Int64.max` never expires.
     var expiresAt: Int64
-    /// `key.utf8.count + value.count`, what the byte limit counts.
-    var size: Int
+    /// S3-FIFO's 2-bit access counter (0...3).
+    var freq: UInt8
+    var queue: QueueID
     /// Towards the head (newer); for a free slot, unused.
     var prev: Int32
     /// Towards the tail (older); for a free slot, the next free slot.
     var next: Int32
-    /// S3-FIFO's 2-bit access counter (0...3).
-    var freq: UInt8
-    var queue: QueueID
+    /// The key's hash, kept for the ghost queue.
+    var hash: Int
+    /// `key.utf8.count + value.count`, what the byte limit counts.
+    var size: Int
 
     static func free(next: Int32) -> Slot {
-        Slot(key: .none, value: [], expiresAt: .max, size: 0, prev: -1, next: next, freq: 0, queue: .free)
+        Slot(key: "", value: [], expiresAt: .max, freq: 0, queue: .free, prev: -1, next: next, hash: 0, size: 0)
     }
 }
 
@@ -145,11 +156,30 @@ struct GhostQueue {
     }
 }
 
+/// A bucket of a shard's hash index (8 bytes): a slot, and the low 32 bits of its key's hash,
+/// which give the bucket's home (a table never exceeds 2^32 buckets) and rule out most
+/// mismatches without touching the slot. Empty when `slot < 0`.
+struct Bucket {
+    var slot: Int32
+    var tag: UInt32
+
+    static var empty: Bucket { Bucket(slot: -1, tag: 0) }
+
+    @inline(__always)
+    static func tag(_ hash: Int) -> UInt32 { UInt32(truncatingIfNeeded: hash) }
+}
+
 /// The state of one shard of ``InMemoryBackend``: a hash index over a slab of slots, the two
 /// S3-FIFO queues threaded through the slab, and the ghost queue. Always used under its mutex.
+///
+/// The index is an open-addressing table of 8-byte buckets with linear probing, at most half
+/// full, and backward-shift deletion (no tombstones). It is keyed by the hash the backend
+/// computes once per key: a lookup hashes the key once (its top bits pick the shard, its low
+/// bits the bucket) and compares 32 bits of it before the key's bytes.
 struct ShardState {
     let limits: ShardLimits
-    private var index: [HashedKey: Int32] = [:]
+    private var table: [Bucket]
+    private var tableMask: Int
     private var slots: [Slot] = []
     private var freeHead: Int32 = -1
     private var small = FIFO()
@@ -162,9 +192,13 @@ struct ShardState {
     private(set) var evictions = 0
     private(set) var expirations = 0
 
+    private static let initialTableSize = 16
+
     init(limits: ShardLimits) {
         self.limits = limits
         self.ghost = GhostQueue(maxEntries: limits.ghostMaxEntries, maxBytes: limits.ghostMaxBytes)
+        self.table = Array(repeating: .empty, count: Self.initialTableSize)
+        self.tableMask = Self.initialTableSize - 1
     }
 
     var count: Int { small.count + main.count }
@@ -178,12 +212,12 @@ struct ShardState {
     /// The value of `key` and its remaining TTL in milliseconds (-1: never expires), counting a
     /// hit or a miss. An expired entry is removed.
     @inline(__always)
-    mutating func get(_ key: HashedKey, clock: any CacheClock) -> (value: [UInt8], remaining: Int64)? {
-        guard let found = index[key] else {
+    mutating func get(_ key: String, hash: Int, clock: any CacheClock) -> (value: [UInt8], remaining: Int64)? {
+        let i = find(key, hash: hash)
+        guard i >= 0 else {
             misses &+= 1
             return nil
         }
-        let i = Int(found)
         let expiresAt = slots[i].expiresAt
         var remaining: Int64 = -1
         if expiresAt != .max {
@@ -203,9 +237,9 @@ struct ShardState {
 
     /// The slot of `key` if it holds a live entry; an expired one is removed. Not an access:
     /// the frequency and the hit counters do not change.
-    mutating func liveSlot(_ key: HashedKey, clock: any CacheClock) -> Int? {
-        guard let found = index[key] else { return nil }
-        let i = Int(found)
+    mutating func liveSlot(_ key: String, hash: Int, clock: any CacheClock) -> Int? {
+        let i = find(key, hash: hash)
+        guard i >= 0 else { return nil }
         if isExpired(i, clock: clock) {
             remove(i)
             expirations &+= 1
@@ -220,10 +254,10 @@ struct ShardState {
     // MARK: Writes
 
     /// Stores `value` under `key`. The caller has checked that the entry fits in the shard.
-    mutating func set(_ key: HashedKey, value: [UInt8], expiresAt: Int64, clock: any CacheClock) {
-        let size = key.key.utf8.count + value.count
-        if let found = index[key] {
-            let i = Int(found)
+    mutating func set(_ key: String, hash: Int, value: [UInt8], expiresAt: Int64, clock: any CacheClock) {
+        let size = key.utf8.count + value.count
+        let i = find(key, hash: hash)
+        if i >= 0 {
             let delta = size - slots[i].size
             if delta <= 0 || bytes + delta <= limits.maxBytes {
                 // In place: the entry keeps its queue position and frequency.
@@ -243,12 +277,12 @@ struct ShardState {
             let freq = slots[i].freq
             remove(i)
             makeRoom(for: size, clock: clock)
-            insert(key, value: value, size: size, expiresAt: expiresAt, queue: queue, freq: freq)
+            insert(key, hash: hash, value: value, size: size, expiresAt: expiresAt, queue: queue, freq: freq)
             return
         }
         makeRoom(for: size, clock: clock)
-        let queue: QueueID = ghost.remove(hash: key.hash) ? .main : .small
-        insert(key, value: value, size: size, expiresAt: expiresAt, queue: queue, freq: 0)
+        let queue: QueueID = ghost.remove(hash: hash) ? .main : .small
+        insert(key, hash: hash, value: value, size: size, expiresAt: expiresAt, queue: queue, freq: 0)
     }
 
     /// Gives the entry in `slot` a new expiry.
@@ -257,18 +291,19 @@ struct ShardState {
     }
 
     /// Removes `key`; returns whether it held a live entry.
-    mutating func delete(_ key: HashedKey, clock: any CacheClock) -> Bool {
-        guard let found = index[key] else { return false }
-        let i = Int(found)
+    mutating func delete(_ key: String, hash: Int, clock: any CacheClock) -> Bool {
+        let i = find(key, hash: hash)
+        guard i >= 0 else { return false }
         let live = !isExpired(i, clock: clock)
         remove(i)
         if !live { expirations &+= 1 }
         return live
     }
 
-    /// Drops every entry and the ghost history; the counters stay.
+    /// Drops every entry and the ghost history, and gives the memory back; the counters stay.
     mutating func removeAll() {
-        index = [:]
+        table = Array(repeating: .empty, count: Self.initialTableSize)
+        tableMask = Self.initialTableSize - 1
         slots = []
         freeHead = -1
         small = FIFO()
@@ -293,7 +328,7 @@ struct ShardState {
         return (removed, end)
     }
 
-    /// Removes the entries whose key starts with the bytes of `prefix` in slots
+    /// Removes the entries whose key starts with the bytes `prefix` in slots
     /// `start..<start + limit`.
     /// - Returns: how many it removed, and where the next chunk starts.
     mutating func removeKeys(withPrefix prefix: [UInt8], from start: Int, limit: Int) -> (removed: Int, next: Int) {
@@ -301,7 +336,7 @@ struct ShardState {
         var removed = 0
         var i = start
         while i < end {
-            if slots[i].queue != .free && slots[i].key.key.utf8.starts(with: prefix) {
+            if slots[i].queue != .free && slots[i].key.utf8.starts(with: prefix) {
                 remove(i)
                 removed += 1
             }
@@ -338,8 +373,8 @@ struct ShardState {
         return false
     }
 
-    /// Walks the small queue from its tail: an entry read since it came in moves to the main
-    /// queue; the first one that was not is evicted and remembered in the ghost queue.
+    /// Walks the small queue from its tail: an entry read while it was there moves to the main
+    /// queue; the first one that was not is evicted and its hash remembered in the ghost queue.
     /// - Returns: whether it removed an entry (it may only have moved them all to main).
     private mutating func evictFromSmall(clock: any CacheClock) -> Bool {
         while small.tail >= 0 {
@@ -354,7 +389,7 @@ struct ShardState {
                 slots[i].freq = 0
                 pushHead(i, .main)
             } else {
-                ghost.insert(hash: slots[i].key.hash, size: slots[i].size)
+                ghost.insert(hash: slots[i].hash, size: slots[i].size)
                 remove(i)
                 evictions &+= 1
                 return true
@@ -364,7 +399,8 @@ struct ShardState {
     }
 
     /// Walks the main queue from its tail: an entry read since it was last looked at goes back
-    /// to the head with one less frequency (reinsertion); the first one that was not is evicted.
+    /// to the head with its counter decremented (reinsertion); the first one that was not is
+    /// evicted.
     private mutating func evictFromMain(clock: any CacheClock) {
         while main.tail >= 0 {
             let i = Int(main.tail)
@@ -385,13 +421,73 @@ struct ShardState {
         }
     }
 
+    // MARK: Hash index
+
+    /// The slot holding `key`, or -1.
+    @inline(__always)
+    private func find(_ key: String, hash: Int) -> Int {
+        let tag = Bucket.tag(hash)
+        var b = Int(tag) & tableMask
+        while true {
+            let bucket = table[b]
+            if bucket.slot < 0 { return -1 }
+            if bucket.tag == tag && KeyBytes.equal(slots[Int(bucket.slot)].key, key) { return Int(bucket.slot) }
+            b = (b &+ 1) & tableMask
+        }
+    }
+
+    /// Adds `slot` under `hash`; the key is not in the table. Keeps the load at most one half.
+    private mutating func indexInsert(hash: Int, slot: Int32) {
+        if (count + 1) * 2 > table.count {
+            growTable()
+        }
+        let tag = Bucket.tag(hash)
+        var b = Int(tag) & tableMask
+        while table[b].slot >= 0 { b = (b &+ 1) & tableMask }
+        table[b] = Bucket(slot: slot, tag: tag)
+    }
+
+    /// Removes `slot` (stored under `hash`) by backward-shift deletion, which leaves no
+    /// tombstones: later buckets of the probe run move back into the hole.
+    private mutating func indexRemove(hash: Int, slot: Int32) {
+        var hole = Int(Bucket.tag(hash)) & tableMask
+        while table[hole].slot != slot {
+            if table[hole].slot < 0 { return }  // not indexed: nothing to do
+            hole = (hole &+ 1) & tableMask
+        }
+        var j = (hole &+ 1) & tableMask
+        while table[j].slot >= 0 {
+            let home = Int(table[j].tag) & tableMask
+            // Move j into the hole if the hole lies on j's probe path (from home to j).
+            if (j &- home) & tableMask >= (j &- hole) & tableMask {
+                table[hole] = table[j]
+                hole = j
+            }
+            j = (j &+ 1) & tableMask
+        }
+        table[hole] = .empty
+    }
+
+    private mutating func growTable() {
+        let old = table
+        let size = old.count * 2
+        table = Array(repeating: .empty, count: size)
+        tableMask = size - 1
+        for bucket in old where bucket.slot >= 0 {
+            var b = Int(bucket.tag) & tableMask
+            while table[b].slot >= 0 { b = (b &+ 1) & tableMask }
+            table[b] = bucket
+        }
+    }
+
     // MARK: Slab and lists
 
     private mutating func insert(
-        _ key: HashedKey, value: [UInt8], size: Int, expiresAt: Int64, queue: QueueID, freq: UInt8
+        _ key: String, hash: Int, value: [UInt8], size: Int, expiresAt: Int64, queue: QueueID, freq: UInt8
     ) {
         let slot = Slot(
-            key: key, value: value, expiresAt: expiresAt, size: size, prev: -1, next: -1, freq: freq, queue: .free
+            key: key, value: value, expiresAt: expiresAt, freq: freq, queue: .free, prev: -1, next: -1, hash: hash,
+            size: size
         )
         let i: Int
         if freeHead >= 0 {
@@ -402,14 +498,14 @@ struct ShardState {
             i = slots.count
             slots.append(slot)
         }
+        indexInsert(hash: hash, slot: Int32(truncatingIfNeeded: i))
         pushHead(i, queue == .free ? .small : queue)
-        index[key] = Int32(truncatingIfNeeded: i)
     }
 
     /// Unlinks and frees slot `i`, and drops it from the index.
     private mutating func remove(_ i: Int) {
         unlink(i)
-        index.removeValue(forKey: slots[i].key)
+        indexRemove(hash: slots[i].hash, slot: Int32(truncatingIfNeeded: i))
         slots[i] = .free(next: freeHead)
         freeHead = Int32(truncatingIfNeeded: i)
     }

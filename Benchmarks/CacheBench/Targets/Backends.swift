@@ -1,0 +1,106 @@
+import Caching
+import CachingMemcached
+import CachingRedis
+import CachingSQLite
+import Foundation
+import Logging
+
+/// The backends `cache-bench` knows.
+enum BackendKind: String, CaseIterable, Sendable {
+    case memory
+    case sqlite
+    case redis
+    case memcached
+
+    /// Parses a comma-separated list such as `memory,redis`.
+    static func parseList(_ text: String) throws(BenchError) -> [BackendKind] {
+        var kinds: [BackendKind] = []
+        for name in text.split(separator: ",").map({ $0.trimmingWhitespace().lowercased() }) where !name.isEmpty {
+            guard let kind = BackendKind(rawValue: name) ?? (name == "inmemory" || name == "in-memory" ? .memory : nil) else {
+                throw BenchError("unknown backend '\(name)': choose from memory, sqlite, redis, memcached")
+            }
+            if !kinds.contains(kind) { kinds.append(kind) }
+        }
+        guard !kinds.isEmpty else { throw BenchError("--backends is empty: choose from memory, sqlite, redis, memcached") }
+        return kinds
+    }
+}
+
+/// How to reach each backend's store.
+struct BackendConfig: Sendable {
+    var redis: RedisAddress?
+    var memcached: [HostPort]?
+    var sqlitePath: String
+    var connectTimeout: Duration
+    /// Entries and bytes the in-memory backend needs to hold every key of the run (twice over).
+    var memoryEntries: Int
+    var memoryBytes: Int
+    /// Whether the backends' own log messages (reconnects, timeouts) go to standard error.
+    var verbose: Bool
+
+    /// The logger handed to backends: silent unless `--verbose`, since failures already show
+    /// as errors in the tables and log lines would break the progress line and the output.
+    func logger(_ label: String) -> Logger {
+        if verbose {
+            var logger = Logger(label: label)
+            logger.logLevel = .warning
+            return logger
+        }
+        return Logger(label: label, factory: { _ in SwiftLogNoOpLogHandler() })
+    }
+}
+
+/// One backend instance under test.
+struct BackendTarget: Sendable {
+    let kind: BackendKind
+    let backend: any CacheBackend
+    /// Where it is, for the report (`redis://127.0.0.1:40123 (spawned, pid 4242)`).
+    let detail: String
+
+    var label: String { kind.rawValue }
+
+    /// Opens the backend of `kind`.
+    static func open(_ kind: BackendKind, config: BackendConfig, detail: String) async throws -> BackendTarget {
+        let backend: any CacheBackend
+        switch kind {
+        case .memory:
+            // Big enough to hold every key of the run, as the servers do: the comparison is
+            // about speed; `cache-bench eviction` is about what a bounded cache keeps.
+            backend = try InMemoryBackend(
+                maxEntries: max(InMemoryBackend.defaultMaxEntries, config.memoryEntries),
+                maxBytes: max(InMemoryBackend.defaultMaxBytes, config.memoryBytes)
+            )
+        case .sqlite:
+            // The defaults a user gets: WAL, synchronous=NORMAL, one reader connection, no size limit.
+            try? FileManager.default.removeItem(atPath: config.sqlitePath)
+            backend = try await SQLiteBackend(path: config.sqlitePath, logger: config.logger("swift-caching.sqlite"))
+        case .redis:
+            guard let address = config.redis else { throw BenchError("redis: no server address") }
+            var configuration = try RedisConfiguration(url: address.url)
+            configuration.connectTimeout = config.connectTimeout
+            backend = try RedisBackend(configuration: configuration, logger: config.logger("swift-caching.redis"))
+        case .memcached:
+            guard let servers = config.memcached else { throw BenchError("memcached: no server address") }
+            var configuration = MemcachedBackend.Configuration(servers: servers.map { MemcachedServer(host: $0.host, port: $0.port) })
+            configuration.connectTimeout = config.connectTimeout
+            backend = try MemcachedBackend(configuration: configuration, logger: config.logger("swift-caching.memcached"))
+        }
+        return BackendTarget(kind: kind, backend: backend, detail: detail)
+    }
+
+    /// A client for one workload: its own namespace, the workload's coder and values.
+    func makeClient(spec: WorkloadSpec, prefix: String, valueSizes: [Int]) throws -> (client: any BenchClient, front: CacheFront) {
+        let keys = (0..<spec.keyCount).map { "k\($0)" }
+        let coder: any Coder = spec.coder == .json ? JSONCoder() : BinaryCoder()
+        let front = CacheFront(backend: backend, prefix: prefix, defaultTTL: nil, coder: coder).namespace(spec.name)
+        switch spec.coder {
+        case .raw:
+            return (FrontClient(front: front, keys: keys, values: ValueVariants.bytes(sizes: valueSizes), ttl: spec.ttl), front)
+        case .binary, .json:
+            let values = try valueSizes.enumerated().map { index, size in
+                try BenchRecord.sized(size, id: Int64(index)) { try coder.encode($0) }
+            }
+            return (FrontClient(front: front, keys: keys, values: values, ttl: spec.ttl), front)
+        }
+    }
+}

@@ -1,0 +1,76 @@
+import Caching
+
+/// What the runner calls: the operations of a workload on one target, by key index.
+///
+/// A client is made for one workload on one backend; it holds the keys and the values to write.
+protocol BenchClient: Sendable {
+    /// Gets one key; returns whether it hit.
+    func get(_ index: Int) async throws -> Bool
+    /// Gets several keys in one call; returns how many hit.
+    func getMany(_ indices: [Int]) async throws -> Int
+    /// Sets one key to value variant `variant`.
+    func set(_ index: Int, variant: Int) async throws
+    /// Sets several keys in one call.
+    func setMany(_ indices: [Int], variant: Int) async throws
+    /// Deletes one key.
+    func delete(_ index: Int) async throws
+    /// Deletes several keys in one call.
+    func deleteMany(_ indices: [Int]) async throws
+    /// Writes every key once, so that gets hit.
+    func preload(progress: @Sendable (Int) -> Void) async throws
+}
+
+/// A client over a swift-caching front and backend: the path a user's code takes.
+///
+/// `Value` is `[UInt8]` for the `raw` coder (stored as is) or ``BenchRecord`` for the typed
+/// coders.
+struct FrontClient<Value: Codable & Sendable>: BenchClient {
+    let front: CacheFront
+    let keys: [String]
+    let values: [Value]
+    let ttl: Duration?
+
+    func get(_ index: Int) async throws -> Bool {
+        try await front.get(keys[index], as: Value.self) != nil
+    }
+
+    func getMany(_ indices: [Int]) async throws -> Int {
+        let found = try await front.get(indices.map { keys[$0] }, as: Value.self)
+        var hits = 0
+        for value in found where value != nil { hits += 1 }
+        return hits
+    }
+
+    func set(_ index: Int, variant: Int) async throws {
+        try await front.set(values[variant], forKey: keys[index], ttl: ttl)
+    }
+
+    func setMany(_ indices: [Int], variant: Int) async throws {
+        let value = values[variant]
+        var items: [String: Value] = [:]
+        items.reserveCapacity(indices.count)
+        for index in indices { items[keys[index]] = value }
+        try await front.set(items, ttl: ttl)
+    }
+
+    func delete(_ index: Int) async throws {
+        try await front.delete(keys[index])
+    }
+
+    func deleteMany(_ indices: [Int]) async throws {
+        try await front.delete(indices.map { keys[$0] })
+    }
+
+    func preload(progress: @Sendable (Int) -> Void) async throws {
+        let chunk = 100
+        var start = 0
+        while start < keys.count {
+            let end = min(keys.count, start + chunk)
+            var items: [String: Value] = [:]
+            for index in start..<end { items[keys[index]] = values[index % values.count] }
+            try await front.set(items, ttl: ttl)
+            start = end
+            progress(start)
+        }
+    }
+}

@@ -1,1 +1,0 @@
-print("cache-bench: not built yet")

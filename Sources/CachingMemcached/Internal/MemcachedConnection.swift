@@ -1,0 +1,342 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import CLibmemcached
+import Caching
+import Synchronization
+
+/// One connection to one server: a libmemcached handle owned by a dedicated OS thread, and the
+/// queue of requests for it.
+///
+/// Every blocking libmemcached call runs on this thread, never on Swift's cooperative pool.
+/// The thread takes all queued requests at once; reads that are next to each other in the
+/// queue are merged into one multi-get (one round trip for all of them), the other requests run
+/// one by one, in order.
+final class MemcachedConnection: Sendable {
+    let state: ServerState
+    private let queue: RequestQueue
+    /// Requests submitted and not yet finished, to spread load over a server's connections.
+    let pending = Atomic<Int>(0)
+
+    init(state: ServerState, handle: MemcachedHandle, configuration: MemcachedBackend.Configuration, name: String) {
+        self.state = state
+        let context = ConnectionContext(handle: handle, state: state, generationCacheTTL: configuration.generationCacheTTL)
+        queue = RequestQueue(context: context, coalescesReads: configuration.coalescesReads, idleSpin: configuration.idleSpin)
+        queue.start(name: name)
+    }
+
+    deinit {
+        queue.stop(join: false)
+    }
+
+    /// Lets queued requests finish, closes the handle and ends the thread; waits for that when
+    /// `join` is true (which blocks: call it off the cooperative pool).
+    func shutdown(join: Bool = true) {
+        queue.stop(join: join)
+    }
+
+    /// Reads the live entries of `plans` (all on this connection's server).
+    func read(_ plans: [KeyPlan]) async throws -> [CacheEntry?] {
+        try await submit { token, continuation in
+            Request(reads: plans, deliver: { continuation.resume(with: $0.mapError { $0 as any Error }) }, work: nil, cancellation: token)
+        }
+    }
+
+    /// Runs `body` on the connection's thread.
+    func perform<T: Sendable>(_ body: @escaping @Sendable (ConnectionContext) throws(CacheError) -> T) async throws -> T {
+        try await submit { token, continuation in
+            Request(
+                reads: nil,
+                deliver: { result in
+                    // Only reached when the request is refused before running.
+                    if case .failure(let error) = result { continuation.resume(throwing: error) }
+                },
+                work: { context in
+                    let result: Result<T, CacheError>
+                    do throws(CacheError) {
+                        result = .success(try body(context))
+                    } catch {
+                        result = .failure(error)
+                    }
+                    return { continuation.resume(with: result.mapError { $0 as any Error }) }
+                },
+                cancellation: token
+            )
+        }
+    }
+
+    private func submit<T: Sendable>(
+        _ make: (CancellationFlag, UnsafeContinuation<T, any Error>) -> Request
+    ) async throws -> T {
+        if Task.isCancelled { throw CacheError.cancelled }
+        let token = CancellationFlag()
+        pending.add(1, ordering: .relaxed)
+        defer { pending.subtract(1, ordering: .relaxed) }
+        return try await withTaskCancellationHandler {
+            try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<T, any Error>) in
+                let request = make(token, continuation)
+                if !queue.enqueue(request) {
+                    continuation.resume(throwing: CacheError.closed("memcached"))
+                }
+            }
+        } onCancel: {
+            token.cancel()
+        }
+    }
+}
+
+/// Set when the task that made a request is cancelled; a request not yet started is then dropped.
+final class CancellationFlag: Sendable {
+    private let flag = Atomic<Bool>(false)
+    func cancel() { flag.store(true, ordering: .relaxed) }
+    var isCancelled: Bool { flag.load(ordering: .relaxed) }
+}
+
+/// One queued request: a read to merge with its neighbours, or any other work.
+struct Request: Sendable {
+    /// The keys of a read; `nil` for other work.
+    var reads: [KeyPlan]?
+    /// Resumes the caller with the read's result, or with the error that stopped the request.
+    var deliver: @Sendable (Result<[CacheEntry?], CacheError>) -> Void
+    /// The work; it returns what resumes the caller, run after the server's health is updated.
+    /// `nil` for reads.
+    var work: (@Sendable (ConnectionContext) -> @Sendable () -> Void)?
+    var cancellation: CancellationFlag
+}
+
+/// The queue and thread of a ``MemcachedConnection``.
+///
+/// `@unchecked Sendable`: `requests`, `stopping`, `sleeping`, `running` and `thread` are only
+/// touched with `mutex` held; `queued` is atomic; `context` only on the worker thread (it is handed over at `start`, before
+/// the thread exists, and released when the thread ends); `cond` and `mutex` are pthread
+/// objects made for use across threads.
+private final class RequestQueue: @unchecked Sendable {
+    private let mutex: UnsafeMutablePointer<pthread_mutex_t>
+    private let cond: UnsafeMutablePointer<pthread_cond_t>
+    private var requests: [Request] = []
+    private var stopping = false
+    private var running = false
+    private var thread: pthread_t?
+    private var context: ConnectionContext?
+    private let coalescesReads: Bool
+    private var name = ""
+    /// True while the thread waits on `cond` (so an enqueue must signal it).
+    private var sleeping = false
+    /// Requests waiting, readable without the mutex while the thread spins.
+    private let queued = Atomic<Int>(0)
+    /// How long the thread polls for new requests before it sleeps, in nanoseconds.
+    private let idleSpinNanoseconds: Int64
+
+    init(context: ConnectionContext, coalescesReads: Bool, idleSpin: Duration) {
+        self.context = context
+        self.coalescesReads = coalescesReads
+        idleSpinNanoseconds = idleSpin.nanoseconds
+        mutex = .allocate(capacity: 1)
+        mutex.initialize(to: pthread_mutex_t())
+        pthread_mutex_init(mutex, nil)
+        cond = .allocate(capacity: 1)
+        cond.initialize(to: pthread_cond_t())
+        pthread_cond_init(cond, nil)
+    }
+
+    deinit {
+        pthread_cond_destroy(cond)
+        pthread_mutex_destroy(mutex)
+        cond.deallocate()
+        mutex.deallocate()
+    }
+
+    func start(name: String) {
+        self.name = name
+        let box = Unmanaged.passRetained(self).toOpaque()
+        #if canImport(Darwin)
+        var tid: pthread_t?
+        #else
+        var tid = pthread_t()
+        #endif
+        let rc = pthread_create(&tid, nil, { raw in
+            #if canImport(Darwin)
+            let queue = Unmanaged<RequestQueue>.fromOpaque(raw).takeRetainedValue()
+            #else
+            guard let raw else { return nil }
+            let queue = Unmanaged<RequestQueue>.fromOpaque(raw).takeRetainedValue()
+            #endif
+            queue.loop()
+            return nil
+        }, box)
+        pthread_mutex_lock(mutex)
+        if rc == 0 {
+            thread = tid
+            running = true
+        } else {
+            Unmanaged<RequestQueue>.fromOpaque(box).release()
+            stopping = true
+            context = nil
+        }
+        pthread_mutex_unlock(mutex)
+    }
+
+    /// Queues a request; false once the queue is stopping.
+    func enqueue(_ request: Request) -> Bool {
+        pthread_mutex_lock(mutex)
+        defer { pthread_mutex_unlock(mutex) }
+        if stopping { return false }
+        requests.append(request)
+        queued.store(requests.count, ordering: .releasing)
+        if sleeping { pthread_cond_signal(cond) }
+        return true
+    }
+
+    /// Stops taking requests; the thread finishes the queued ones, frees the handle and ends.
+    /// - Parameter join: wait for the thread to end; otherwise it is detached.
+    func stop(join: Bool) {
+        pthread_mutex_lock(mutex)
+        stopping = true
+        pthread_cond_signal(cond)
+        let current = thread
+        let toJoin = join && running && current.map { pthread_equal($0, pthread_self()) == 0 } == true ? current : nil
+        running = false
+        thread = nil
+        pthread_mutex_unlock(mutex)
+        if let toJoin {
+            pthread_join(toJoin, nil)
+        } else if let current {
+            pthread_detach(current)
+        }
+    }
+
+    private func loop() {
+        clibmemcached_name_current_thread(String(name.prefix(15)))
+        guard let context else { return }
+        var batch: [Request] = []
+        while true {
+            spinForWork()
+            pthread_mutex_lock(mutex)
+            while requests.isEmpty && !stopping {
+                sleeping = true
+                pthread_cond_wait(cond, mutex)
+                sleeping = false
+            }
+            if requests.isEmpty && stopping {
+                pthread_mutex_unlock(mutex)
+                break
+            }
+            swap(&batch, &requests)
+            queued.store(0, ordering: .relaxed)
+            pthread_mutex_unlock(mutex)
+            process(batch, context)
+            batch.removeAll(keepingCapacity: true)
+        }
+        // The handle is freed here, on the thread that used it.
+        self.context = nil
+    }
+
+    /// Polls briefly for the next request before sleeping: a task that sends one request after
+    /// another finds the thread awake, which saves a wake-up on each side. The thread yields
+    /// while it polls, so it never holds a core another thread needs.
+    private func spinForWork() {
+        guard idleSpinNanoseconds > 0, queued.load(ordering: .acquiring) == 0 else { return }
+        var now = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &now)
+        let deadline = Int64(now.tv_sec) * 1_000_000_000 + Int64(now.tv_nsec) + idleSpinNanoseconds
+        while queued.load(ordering: .acquiring) == 0 {
+            sched_yield()
+            clock_gettime(CLOCK_MONOTONIC, &now)
+            if Int64(now.tv_sec) * 1_000_000_000 + Int64(now.tv_nsec) >= deadline { return }
+        }
+    }
+
+    private func process(_ batch: [Request], _ context: ConnectionContext) {
+        var index = 0
+        while index < batch.count {
+            if batch[index].reads != nil {
+                var group: [Request] = []
+                repeat {
+                    group.append(batch[index])
+                    index += 1
+                } while coalescesReads && index < batch.count && batch[index].reads != nil
+                runReads(group, context)
+            } else {
+                runWork(batch[index], context)
+                index += 1
+            }
+        }
+    }
+
+    /// Checks the server's health; returns false (after refusing `requests`) when it is down.
+    private func admit(_ requests: [Request], _ context: ConnectionContext) -> Bool {
+        switch context.state.admit() {
+        case .go:
+            return true
+        case .probe:
+            context.handle.allowRetry()
+            return true
+        case .refuse(let error):
+            for request in requests { request.deliver(.failure(error)) }
+            return false
+        }
+    }
+
+    /// Reports what the last calls said about the server.
+    private func report(_ context: ConnectionContext) {
+        let handle = context.handle
+        if handle.multiGets > 0 {
+            context.state.multiGets.add(handle.multiGets, ordering: .relaxed)
+            handle.multiGets = 0
+        }
+        if let failure = handle.connectionFailure {
+            handle.reset()
+            context.state.failed(failure)
+        } else if handle.answered {
+            context.state.succeeded()
+        } else {
+            context.state.releaseProbe()
+        }
+        handle.clearFailureState()
+    }
+
+    private func runReads(_ group: [Request], _ context: ConnectionContext) {
+        var live: [Request] = []
+        live.reserveCapacity(group.count)
+        for request in group {
+            if request.cancellation.isCancelled { request.deliver(.failure(CacheError.cancelled)) } else { live.append(request) }
+        }
+        guard !live.isEmpty, admit(live, context) else { return }
+        let plans = live.count == 1 ? live[0].reads ?? [] : live.flatMap { $0.reads ?? [] }
+        let result: Result<[CacheEntry?], CacheError>
+        do throws(CacheError) {
+            result = .success(try context.read(plans, deduplicate: live.count > 1))
+        } catch {
+            result = .failure(error)
+        }
+        report(context)
+        switch result {
+        case .success(let entries) where live.count == 1:
+            live[0].deliver(.success(entries))
+        case .success(let entries):
+            var offset = 0
+            for request in live {
+                let count = request.reads?.count ?? 0
+                request.deliver(.success(Array(entries[offset..<offset + count])))
+                offset += count
+            }
+        case .failure(let error):
+            for request in live { request.deliver(.failure(error)) }
+        }
+    }
+
+    private func runWork(_ request: Request, _ context: ConnectionContext) {
+        if request.cancellation.isCancelled {
+            request.deliver(.failure(CacheError.cancelled))
+            return
+        }
+        guard admit([request], context), let work = request.work else { return }
+        let resume = work(context)
+        report(context)
+        resume()
+    }
+}

@@ -1,0 +1,213 @@
+import CHiredis
+import Caching
+
+/// A reply from the server (RESP2), copied out of hiredis's reply objects.
+enum RedisValue: Sendable {
+    /// A bulk string: binary-safe bytes.
+    case bulk([UInt8])
+    /// A status reply such as `OK`.
+    case status(String)
+    /// An integer reply.
+    case integer(Int64)
+    /// A nil bulk string or nil array.
+    case null
+    /// An error reply, with the server's text (such as `WRONGTYPE Operation against a key ...`).
+    case error(String)
+    /// An array reply.
+    case array([RedisValue])
+    /// An array reply of bulk strings and nils decoded straight into entries without TTLs
+    /// (`MGET` with ``RedisDecoding/entries``), skipping the intermediate values.
+    case entries([CacheEntry?])
+
+    /// Copies a hiredis reply tree as `decoding` asks; the caller frees it.
+    init(reply: UnsafePointer<redisReply>, decoding: RedisDecoding) {
+        if decoding == .entries, reply.pointee.type == REDIS_REPLY_ARRAY, let entries = Self.entries(reply) {
+            self = .entries(entries)
+        } else {
+            self.init(reply: reply)
+        }
+    }
+
+    /// The entries of an array of bulk strings and nils, or `nil` if it holds anything else.
+    private static func entries(_ reply: UnsafePointer<redisReply>) -> [CacheEntry?]? {
+        let count = reply.pointee.elements
+        var entries: [CacheEntry?] = []
+        entries.reserveCapacity(count)
+        for i in 0..<count {
+            guard let element = chiredis_reply_element(reply, i) else { return nil }
+            switch element.pointee.type {
+            case REDIS_REPLY_STRING:
+                let r = element.pointee
+                if let str = r.str, r.len > 0 {
+                    entries.append(CacheEntry(value: [UInt8](UnsafeRawBufferPointer(start: str, count: r.len)), ttl: nil))
+                } else {
+                    entries.append(CacheEntry(value: [], ttl: nil))
+                }
+            case REDIS_REPLY_NIL:
+                entries.append(nil)
+            default:
+                return nil
+            }
+        }
+        return entries
+    }
+
+    /// Copies a hiredis reply tree; the caller frees it.
+    init(reply: UnsafePointer<redisReply>) {
+        let r = reply.pointee
+        switch r.type {
+        case REDIS_REPLY_STRING:
+            if let str = r.str, r.len > 0 {
+                self = .bulk([UInt8](UnsafeRawBufferPointer(start: str, count: r.len)))
+            } else {
+                self = .bulk([])
+            }
+        case REDIS_REPLY_INTEGER:
+            self = .integer(Int64(r.integer))
+        case REDIS_REPLY_NIL:
+            self = .null
+        case REDIS_REPLY_STATUS:
+            self = .status(Self.text(r))
+        case REDIS_REPLY_ERROR:
+            self = .error(Self.text(r))
+        case REDIS_REPLY_ARRAY:
+            var elements: [RedisValue] = []
+            elements.reserveCapacity(r.elements)
+            for i in 0..<r.elements {
+                if let element = chiredis_reply_element(reply, i) {
+                    elements.append(RedisValue(reply: element))
+                } else {
+                    elements.append(.null)
+                }
+            }
+            self = .array(elements)
+        default:
+            self = .error("unexpected reply type \(r.type) from hiredis")
+        }
+    }
+
+    private static func text(_ r: redisReply) -> String {
+        guard let str = r.str, r.len > 0 else { return "" }
+        return String(decoding: UnsafeRawBufferPointer(start: str, count: r.len), as: UTF8.self)
+    }
+}
+
+/// How the connection's thread turns a request's replies into ``RedisValue``s.
+enum RedisDecoding: Sendable {
+    /// The generic tree of values.
+    case values
+    /// An array of bulk strings and nils becomes ``RedisValue/entries(_:)`` (`MGET`).
+    case entries
+}
+
+/// One or more commands to pipeline, already encoded in the Redis protocol (RESP2
+/// multi-bulk requests, the same bytes `redisFormatCommandArgv` produces).
+///
+/// Built by the calling task, so encoding runs in parallel with the connection's thread, and
+/// so that a caller can write its request straight to an idle connection. Every argument is
+/// length-prefixed: arguments are binary-safe and may hold zero bytes or CR/LF.
+///
+/// ```swift
+/// var commands = RedisCommands("GET", arguments: 1) { $0.argument(key) }
+/// commands.command("PTTL", arguments: 1) { $0.argument(key) }
+/// ```
+struct RedisCommands: Sendable {
+    /// The encoded requests, back to back.
+    private(set) var bytes: [UInt8] = []
+    /// The number of commands.
+    private(set) var count = 0
+    /// Arguments still expected by the command being built.
+    private var remaining = 0
+    /// Whether a command got a different number of arguments than announced (a bug).
+    private(set) var isMalformed = false
+
+    init() {}
+
+    /// One command.
+    init(_ name: StaticString, arguments: Int = 0, _ body: (inout RedisCommands) -> Void = { _ in }) {
+        command(name, arguments: arguments, body)
+    }
+
+    /// Appends a command: its name, then the `arguments` arguments that `body` adds.
+    mutating func command(_ name: StaticString, arguments: Int = 0, _ body: (inout RedisCommands) -> Void = { _ in }) {
+        if remaining != 0 { isMalformed = true }
+        bytes.append(UInt8(ascii: "*"))
+        appendDecimal(arguments + 1)
+        appendCRLF()
+        remaining = arguments + 1
+        argument(name)
+        body(&self)
+        if remaining != 0 { isMalformed = true }
+        remaining = 0
+        count += 1
+    }
+
+    mutating func argument(_ text: StaticString) {
+        appendArgument(UnsafeRawBufferPointer(start: text.utf8Start, count: text.utf8CodeUnitCount))
+    }
+
+    mutating func argument(_ text: String) {
+        var text = text
+        text.withUTF8 { appendArgument(UnsafeRawBufferPointer($0)) }
+    }
+
+    mutating func argument(_ value: [UInt8]) {
+        value.withUnsafeBytes { appendArgument($0) }
+    }
+
+    mutating func argument(_ value: Int64) {
+        var digits = DecimalDigits(value)
+        withUnsafeBytes(of: &digits.storage) { raw in
+            appendArgument(UnsafeRawBufferPointer(rebasing: raw[digits.start...]))
+        }
+    }
+
+    mutating func argument(_ value: Int) {
+        argument(Int64(value))
+    }
+
+    private mutating func appendArgument(_ argument: UnsafeRawBufferPointer) {
+        if remaining <= 0 { isMalformed = true }
+        remaining -= 1
+        bytes.append(UInt8(ascii: "$"))
+        appendDecimal(argument.count)
+        appendCRLF()
+        bytes.append(contentsOf: argument)
+        appendCRLF()
+    }
+
+    private mutating func appendCRLF() {
+        bytes.append(13)
+        bytes.append(10)
+    }
+
+    private mutating func appendDecimal(_ value: Int) {
+        var digits = DecimalDigits(Int64(value))
+        withUnsafeBytes(of: &digits.storage) { raw in
+            bytes.append(contentsOf: raw[digits.start...])
+        }
+    }
+}
+
+/// The ASCII decimal digits of an integer, without allocating.
+private struct DecimalDigits {
+    /// 20 digits and a sign fit in 24 bytes; the digits are right-aligned.
+    var storage: (UInt64, UInt64, UInt64) = (0, 0, 0)
+    var start = 24
+
+    init(_ value: Int64) {
+        let negative = value < 0
+        var magnitude = value.magnitude
+        withUnsafeMutableBytes(of: &storage) { raw in
+            repeat {
+                start -= 1
+                raw[start] = UInt8(ascii: "0") + UInt8(magnitude % 10)
+                magnitude /= 10
+            } while magnitude > 0
+            if negative {
+                start -= 1
+                raw[start] = UInt8(ascii: "-")
+            }
+        }
+    }
+}

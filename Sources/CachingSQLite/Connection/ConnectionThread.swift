@@ -1,0 +1,556 @@
+import CSQLite
+import Caching
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// How a request may be combined with others on its connection's thread.
+enum RequestKind {
+    /// A read: grouped with the reads (and writes) queued around it into one transaction.
+    case read
+    /// A short write: grouped with its neighbours into one `BEGIN IMMEDIATE` transaction, so N queued
+    /// sets cost one commit. Not interruptible (interrupting one statement of a group would roll back
+    /// the others' writes); it is short anyway.
+    case write
+    /// A request that runs on its own and manages its own transaction (a prefix clear, a sweep chunk,
+    /// a large batch). Cancelling its task interrupts it with `sqlite3_interrupt`.
+    case exclusive
+}
+
+/// One dedicated OS thread that owns one ``SQLiteConnection`` and runs requests for it.
+///
+/// Why not `Caching.BlockingWorker`: the backend needs what a generic job queue cannot give. The thread
+/// sees every request queued since it last woke up and runs them as one batch: consecutive reads in one
+/// read transaction (one snapshot instead of one per statement) and consecutive writes in one
+/// `BEGIN IMMEDIATE` transaction (one commit instead of one per set), and only then resumes the callers,
+/// so no caller sees success before its write is committed. It interrupts only the request whose task
+/// was cancelled, never a neighbour in the same batch. And it polls briefly before it sleeps
+/// (``SQLiteBackend/Configuration/idleSpin``), so back-to-back calls skip a thread wake-up.
+///
+/// The handle is only ever used by this thread; callers only queue requests and await them, so no
+/// blocking SQLite call ever runs on Swift's cooperative pool.
+final class ConnectionThread: @unchecked Sendable {
+    // `@unchecked Sendable`: the queue, the flags and the request states are read and written only with
+    // `mutex` held; `connection` is used only by the thread (after `start` publishes it under the
+    // mutex), except `sqlite3_interrupt`, which SQLite allows from any thread, called with `mutex` held
+    // while the connection is known to be open.
+
+    /// A short name for the thread and for messages, such as `sqlite-writer`.
+    let name: String
+    private let mutex: UnsafeMutablePointer<pthread_mutex_t>
+    private let condition: UnsafeMutablePointer<pthread_cond_t>
+    private var queue: [AnyRequest] = []
+    private var sleeping = false
+    private var stopping = false
+    private var finished = false
+    private var finishWaiters: [UnsafeContinuation<Void, Never>] = []
+    private var connection: SQLiteConnection?
+    /// Requests queued and not yet taken; polled without the mutex while spinning.
+    private let queued = Atomic<Int>(0)
+    /// Tasks inside ``perform(_:_:)`` on this thread, waiting or about to resume; 1 means a lone caller.
+    private let activeCallers = Atomic<Int>(0)
+    /// How many tasks are using this thread now (for choosing among readers).
+    var activeCallerCount: Int { activeCallers.load(ordering: .relaxed) }
+    /// Whether the thread is polling for work after a batch (so a new request is picked up at once).
+    private let isIdleSpinning = Atomic<Bool>(false)
+    /// How long a caller polls for a quick answer before suspending (see ``perform(_:_:)``).
+    private let callerSpinNanoseconds: Int64
+    /// Whether this thread owns the store's writer connection (flushes access times, evicts).
+    private let isWriter: Bool
+    private let spinNanoseconds: Int64
+    /// The longest a caller polls for an answer on its own thread (a cooperative-pool thread) before it
+    /// suspends: about the cost of the two thread wake-ups it saves, so it never costs more than it can win.
+    static let maximumCallerSpinNanoseconds: Int64 = 20_000
+    /// The processors online; with one, nobody can answer while a thread polls, so nobody polls.
+    static let onlineProcessors = sysconf(Int32(_SC_NPROCESSORS_ONLN))
+    /// The most requests run in one transaction; bounds how long one batch holds the write lock.
+    static let maximumGroup = 256
+
+    private init(name: String, isWriter: Bool, spin: Duration) {
+        self.name = name
+        self.isWriter = isWriter
+        let (seconds, attoseconds) = spin.components
+        // Polling only pays when the other side runs on another core at the same time.
+        self.spinNanoseconds = Self.onlineProcessors > 1 ? seconds * 1_000_000_000 + attoseconds / 1_000_000_000 : 0
+        self.callerSpinNanoseconds = min(self.spinNanoseconds, Self.maximumCallerSpinNanoseconds)
+        mutex = .allocate(capacity: 1)
+        mutex.initialize(to: pthread_mutex_t())
+        pthread_mutex_init(mutex, nil)
+        condition = .allocate(capacity: 1)
+        condition.initialize(to: pthread_cond_t())
+        pthread_cond_init(condition, nil)
+    }
+
+    deinit {
+        pthread_cond_destroy(condition)
+        pthread_mutex_destroy(mutex)
+        condition.deallocate()
+        mutex.deallocate()
+    }
+
+    /// Starts a thread, opens its connection on it, and returns once the connection is ready.
+    /// - Parameter open: opens and prepares the connection; runs on the new thread.
+    /// - Throws: what `open` throws (the thread then ends); `.internalError` if no thread can be started.
+    static func start(
+        name: String,
+        isWriter: Bool,
+        spin: Duration,
+        open: @escaping @Sendable () throws -> SQLiteConnection
+    ) async throws -> ConnectionThread {
+        let thread = ConnectionThread(name: name, isWriter: isWriter, spin: spin)
+        try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<Void, any Error>) in
+            let context = ThreadStart(thread: thread, open: open, ready: continuation)
+            let unmanaged = Unmanaged.passRetained(context)
+            #if canImport(Darwin)
+            var tid: pthread_t?
+            #else
+            var tid = pthread_t()
+            #endif
+            let rc = pthread_create(&tid, nil, { raw in
+                #if canImport(Darwin)
+                let context = Unmanaged<ThreadStart>.fromOpaque(raw).takeRetainedValue()
+                #else
+                guard let raw else { return nil }
+                let context = Unmanaged<ThreadStart>.fromOpaque(raw).takeRetainedValue()
+                #endif
+                context.thread.threadMain(context)
+                return nil
+            }, unmanaged.toOpaque())
+            if rc == 0 {
+                #if canImport(Darwin)
+                if let tid { pthread_detach(tid) }
+                #else
+                pthread_detach(tid)
+                #endif
+            } else {
+                unmanaged.release()
+                continuation.resume(throwing: CacheError(.internalError, "could not start the thread \(name) for SQLite (pthread_create: \(rc))"))
+            }
+        }
+        return thread
+    }
+
+    /// The thread's body: open, publish, serve until stopped, close.
+    private func threadMain(_ start: ThreadStart) {
+        csqlite_set_thread_name(String(name.prefix(15)))
+        let opened: SQLiteConnection
+        do {
+            opened = try start.open()
+        } catch {
+            start.ready.resume(throwing: error)
+            return
+        }
+        lock()
+        connection = opened
+        unlock()
+        start.ready.resume()
+        serve(opened)
+        lock()
+        connection = nil
+        unlock()
+        opened.close()
+        lock()
+        finished = true
+        let waiters = finishWaiters
+        finishWaiters = []
+        unlock()
+        for waiter in waiters { waiter.resume() }
+    }
+
+    @inline(__always) private func lock() { pthread_mutex_lock(mutex) }
+    @inline(__always) private func unlock() { pthread_mutex_unlock(mutex) }
+
+    // MARK: Submitting
+
+    /// Runs `body` with the connection on this thread and returns its result.
+    ///
+    /// A lone caller (no other task inside `perform` on this thread) that finds the thread awake and
+    /// idle (polling for work after its last batch) polls for the answer for up to
+    /// ``callerSpinNanoseconds`` before it suspends: a short request is answered in a few microseconds
+    /// that way, with no thread wake-up on either side. Otherwise, or when the answer takes longer, the
+    /// caller suspends until the thread resumes it.
+    ///
+    /// - Throws: what `body` throws; `.cancelled` if the task is cancelled before the request starts
+    ///   (or, for `.exclusive` requests, while it runs); `.closed` once the thread is stopping.
+    func perform<T: Sendable>(
+        _ kind: RequestKind,
+        _ body: @escaping @Sendable (SQLiteConnection) throws -> T
+    ) async throws -> T {
+        let request = Request<T>(kind: kind, body: body)
+        let callers = activeCallers.wrappingAdd(1, ordering: .relaxed).newValue
+        defer { activeCallers.wrappingSubtract(1, ordering: .relaxed) }
+        return try await withTaskCancellationHandler {
+            if callers == 1 && kind != .exclusive && callerSpinNanoseconds > 0 && isIdleSpinning.load(ordering: .relaxed) {
+                submit(request)
+                if request.waitBriefly(nanoseconds: callerSpinNanoseconds) { return try request.takeResult() }
+            } else {
+                // Submitted from inside the continuation closure below.
+                request.submitOnSuspend = true
+            }
+            return try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<T, any Error>) in
+                if request.submitOnSuspend {
+                    request.continuation = continuation
+                    submit(request)
+                    return
+                }
+                lock()
+                if request.state == .finished {
+                    unlock()
+                    continuation.resume(with: request.takeResultForResume())
+                    return
+                }
+                request.continuation = continuation
+                unlock()
+            }
+        } onCancel: {
+            cancel(request)
+        }
+    }
+
+    private func submit(_ request: AnyRequest) {
+        lock()
+        if request.isCancelled || stopping {
+            request.fail(request.isCancelled ? CacheError.cancelled : CacheError.closed("sqlite"))
+            request.markFinished()
+            unlock()
+            request.resumeIfWaiting()
+            return
+        }
+        request.state = .queued
+        queue.append(request)
+        queued.add(1, ordering: .relaxed)
+        if sleeping { pthread_cond_signal(condition) }
+        unlock()
+    }
+
+    private func cancel(_ request: AnyRequest) {
+        lock()
+        request.isCancelled = true
+        var answerNow = false
+        switch request.state {
+        case .queued:
+            // Still waiting: answer now; the thread skips it.
+            request.fail(CacheError.cancelled)
+            request.markFinished()
+            answerNow = true
+        case .running:
+            if request.kind == .exclusive, let connection {
+                connection.interrupt()
+            }
+        case .created, .finished:
+            break
+        }
+        unlock()
+        if answerNow { request.resumeIfWaiting() }
+    }
+
+    /// Stops taking requests, lets the queued ones finish, closes the connection, and returns when done.
+    func shutdown() async {
+        await withUnsafeContinuation { (continuation: UnsafeContinuation<Void, Never>) in
+            lock()
+            if finished {
+                unlock()
+                continuation.resume()
+                return
+            }
+            finishWaiters.append(continuation)
+            stopping = true
+            pthread_cond_signal(condition)
+            unlock()
+        }
+    }
+
+    /// Like ``shutdown()`` without waiting: the thread closes the connection when its queue is empty.
+    func shutdownDetached() {
+        lock()
+        stopping = true
+        pthread_cond_signal(condition)
+        unlock()
+    }
+
+    // MARK: Serving
+
+    private func serve(_ connection: SQLiteConnection) {
+        var batch: [AnyRequest] = []
+        var group: [AnyRequest] = []
+        var lastBatchSize = 0
+        while true {
+            // Poll only for a lone caller (a batch of one, no other caller inside `perform`): it waits on
+            // each answer before it asks again, and a wake-up would cost it more than the answer.
+            // Several callers keep the queue filled on their own, and polling would only take CPU time
+            // from the threads producing their next requests (on a machine whose CPUs share a core, a
+            // busy sibling slows the other by a third or more).
+            if spinNanoseconds > 0 && lastBatchSize == 1 && activeCallers.load(ordering: .relaxed) <= 1
+                && queued.load(ordering: .relaxed) == 0
+            {
+                spin()
+            }
+            lock()
+            while queue.isEmpty && !stopping {
+                sleeping = true
+                pthread_cond_wait(condition, mutex)
+                sleeping = false
+            }
+            if queue.isEmpty {
+                unlock()
+                return
+            }
+            swap(&batch, &queue)
+            queued.store(0, ordering: .relaxed)
+            unlock()
+            lastBatchSize = batch.count
+            process(batch, connection, group: &group)
+            batch.removeAll(keepingCapacity: true)
+        }
+    }
+
+    /// Polls the queue for up to the configured spin time before the thread goes to sleep.
+    private func spin() {
+        isIdleSpinning.store(true, ordering: .relaxed)
+        defer { isIdleSpinning.store(false, ordering: .relaxed) }
+        var start = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &start)
+        var iterations = 0
+        while queued.load(ordering: .relaxed) == 0 {
+            csqlite_cpu_relax()
+            iterations += 1
+            if iterations & 63 == 0 {
+                var now = timespec()
+                clock_gettime(CLOCK_MONOTONIC, &now)
+                let elapsed = Int64(now.tv_sec - start.tv_sec) * 1_000_000_000 + Int64(now.tv_nsec - start.tv_nsec)
+                if elapsed >= spinNanoseconds { return }
+            }
+        }
+    }
+
+    private func process(_ batch: [AnyRequest], _ connection: SQLiteConnection, group: inout [AnyRequest]) {
+        var index = batch.startIndex
+        while index < batch.endIndex {
+            if batch[index].kind == .exclusive {
+                runExclusive(batch[index], connection)
+                index += 1
+                continue
+            }
+            var end = index + 1
+            while end < batch.endIndex && batch[end].kind != .exclusive && end - index < Self.maximumGroup {
+                end += 1
+            }
+            group.removeAll(keepingCapacity: true)
+            lock()
+            for request in batch[index..<end] where request.state == .queued {
+                request.state = .running
+                group.append(request)
+            }
+            unlock()
+            if !group.isEmpty { runGroup(group, connection) }
+            index = end
+        }
+    }
+
+    private func runExclusive(_ request: AnyRequest, _ connection: SQLiteConnection) {
+        lock()
+        guard request.state == .queued else {
+            unlock()
+            return
+        }
+        request.state = .running
+        connection.clearInterrupt()
+        unlock()
+        request.execute(on: connection)
+        // A body that threw mid-transaction has rolled back; this only guards against a bug leaving one open.
+        connection.rollbackIfNeeded()
+        lock()
+        request.markFinished()
+        connection.clearInterrupt()
+        unlock()
+        if isWriter { afterWrites(connection) }
+        request.resumeIfWaiting()
+    }
+
+    /// Runs a group of reads and short writes in one transaction and resumes their callers after the
+    /// commit. If the transaction itself fails after it began (disk full, I/O error), SQLite has rolled
+    /// it all back, so each write is run again on its own and gets its own result.
+    private func runGroup(_ group: [AnyRequest], _ connection: SQLiteConnection) {
+        var writes = false
+        for request in group where request.kind == .write {
+            writes = true
+            break
+        }
+        if group.count == 1 && !(writes && isWriter && connection.store.tracksAccess && connection.store.hasPendingAccesses) {
+            group[0].execute(on: connection)
+        } else {
+            runInTransaction(group, writes: writes, connection)
+        }
+        // Evict before answering, so a write that returns leaves the store within its limits.
+        if writes && isWriter { afterWrites(connection) }
+        lock()
+        for request in group { request.markFinished() }
+        unlock()
+        for request in group { request.resumeIfWaiting() }
+    }
+
+    private func runInTransaction(_ group: [AnyRequest], writes: Bool, _ connection: SQLiteConnection) {
+        do {
+            try connection.begin(immediate: writes)
+        } catch {
+            for request in group { request.fail(error) }
+            return
+        }
+        if writes && isWriter && connection.store.tracksAccess && connection.store.hasPendingAccesses {
+            // Recording reads is best effort: a failure here must not fail the callers' writes.
+            do {
+                try connection.atomically(immediate: true) { try connection.flushAccesses() }
+            } catch {}
+        }
+        var aborted = false
+        for request in group {
+            request.execute(on: connection)
+            if connection.isAutocommit {
+                aborted = true
+                if writes { break }
+            }
+        }
+        if !connection.isAutocommit {
+            do {
+                try connection.commit()
+            } catch {
+                connection.rollbackIfNeeded()
+                if !writes {
+                    // The reads already have their results; a failed end of a read transaction changes nothing.
+                    return
+                }
+                aborted = true
+            }
+        }
+        guard aborted && writes else { return }
+        for request in group {
+            request.execute(on: connection)
+            connection.rollbackIfNeeded()
+        }
+    }
+
+    /// After writes on the writer connection: evict if a size limit is exceeded.
+    private func afterWrites(_ connection: SQLiteConnection) {
+        guard connection.store.tracksAccess else { return }
+        // Best effort: a failed eviction is retried after the next write and by the sweep.
+        _ = try? connection.evictIfNeeded()
+    }
+}
+
+/// What a new thread needs to start: its owner, how to open the connection, and whom to tell.
+///
+/// `@unchecked Sendable`: handed from the starting thread to the new one exactly once.
+private final class ThreadStart: @unchecked Sendable {
+    let thread: ConnectionThread
+    let open: @Sendable () throws -> SQLiteConnection
+    let ready: UnsafeContinuation<Void, any Error>
+
+    init(thread: ConnectionThread, open: @escaping @Sendable () throws -> SQLiteConnection, ready: UnsafeContinuation<Void, any Error>) {
+        self.thread = thread
+        self.open = open
+        self.ready = ready
+    }
+}
+
+/// Where a request is in its life. Changed only with the owning thread's mutex held.
+enum RequestState {
+    case created, queued, running, finished
+}
+
+/// A queued request, type-erased so one queue holds requests of every result type.
+///
+/// `@unchecked Sendable`: `state`, `isCancelled` and the continuation are guarded by the owning
+/// thread's mutex. The result is written before the request is marked finished (with the mutex held,
+/// and `completed` stored with release ordering) and read only after: by the caller that sees
+/// `completed` (acquire), or by whoever resumes the continuation after the mutex hand-off.
+class AnyRequest: @unchecked Sendable {
+    let kind: RequestKind
+    var state: RequestState = .created
+    var isCancelled = false
+    /// Set by `perform` when the request is submitted as the caller suspends (the common path).
+    var submitOnSuspend = false
+    /// True once the result is in; polled by a caller that waits briefly instead of suspending.
+    let completed = Atomic<Bool>(false)
+
+    init(kind: RequestKind) {
+        self.kind = kind
+    }
+
+    /// Marks the request finished. Call with the owning thread's mutex held, after the result is set.
+    final func markFinished() {
+        state = .finished
+        completed.store(true, ordering: .releasing)
+    }
+
+    /// Runs the body and keeps its result (does not resume the caller).
+    func execute(on connection: SQLiteConnection) {}
+    /// Replaces the result with a failure.
+    func fail(_ error: any Error) {}
+    /// Resumes the caller if it suspended; a caller still polling takes the result itself.
+    func resumeIfWaiting() {}
+}
+
+/// A request whose body returns a `T`.
+final class Request<T: Sendable>: AnyRequest, @unchecked Sendable {
+    private let body: @Sendable (SQLiteConnection) throws -> T
+    /// Set (with the mutex held) when the caller suspends; resumed exactly once.
+    var continuation: UnsafeContinuation<T, any Error>?
+    private var result: Result<T, any Error>?
+
+    init(kind: RequestKind, body: @escaping @Sendable (SQLiteConnection) throws -> T) {
+        self.body = body
+        super.init(kind: kind)
+    }
+
+    override func execute(on connection: SQLiteConnection) {
+        do {
+            result = .success(try body(connection))
+        } catch {
+            result = .failure(error)
+        }
+    }
+
+    override func fail(_ error: any Error) {
+        result = .failure(error)
+    }
+
+    override func resumeIfWaiting() {
+        guard let continuation else { return }
+        self.continuation = nil
+        continuation.resume(with: takeResultForResume())
+    }
+
+    /// The result, for a caller that saw the request finish.
+    func takeResultForResume() -> Result<T, any Error> {
+        result ?? .failure(CacheError(.internalError, "an SQLite request finished without a result; please report this bug"))
+    }
+
+    /// The result, or its error, once ``AnyRequest/completed`` is true.
+    func takeResult() throws -> T {
+        try takeResultForResume().get()
+    }
+
+    /// Polls ``AnyRequest/completed`` for up to `nanoseconds`; whether the request finished.
+    func waitBriefly(nanoseconds: Int64) -> Bool {
+        var start = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &start)
+        var iterations = 0
+        while !completed.load(ordering: .acquiring) {
+            csqlite_cpu_relax()
+            iterations += 1
+            if iterations & 31 == 0 {
+                var now = timespec()
+                clock_gettime(CLOCK_MONOTONIC, &now)
+                let elapsed = Int64(now.tv_sec - start.tv_sec) * 1_000_000_000 + Int64(now.tv_nsec - start.tv_nsec)
+                if elapsed >= nanoseconds { return completed.load(ordering: .acquiring) }
+            }
+        }
+        return true
+    }
+}
