@@ -164,12 +164,12 @@ let package = Package(
         .testTarget(name: "CachingMemcachedTests", dependencies: ["CachingMemcached", "CachingTesting"]),
         .testTarget(
             name: "CachingHTTPTests",
-            dependencies: ["CachingHTTP", .product(name: "MetricsTestKit", package: "swift-metrics")]
+            dependencies: ["CachingHTTP", "CachingTesting", .product(name: "MetricsTestKit", package: "swift-metrics")]
         ),
         .testTarget(
             name: "CachingHummingbirdTests",
             dependencies: [
-                "CachingHummingbird",
+                "CachingHummingbird", "CachingTesting",
                 .product(name: "HummingbirdTesting", package: "hummingbird", condition: .when(traits: ["Hummingbird"])),
                 .product(name: "MetricsTestKit", package: "swift-metrics"),
             ]
@@ -177,7 +177,7 @@ let package = Package(
         .testTarget(
             name: "CachingVaporTests",
             dependencies: [
-                "CachingVapor",
+                "CachingVapor", "CachingTesting",
                 .product(name: "VaporTesting", package: "vapor", condition: .when(traits: ["Vapor"])),
                 .product(name: "MetricsTestKit", package: "swift-metrics"),
             ]

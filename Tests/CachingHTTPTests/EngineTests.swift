@@ -1,4 +1,5 @@
 import Caching
+import CachingTesting
 import HTTPTypes
 import MetricsTestKit
 import Testing

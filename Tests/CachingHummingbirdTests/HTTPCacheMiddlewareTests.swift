@@ -1,5 +1,6 @@
 #if Hummingbird
 import Caching
+import CachingTesting
 import CachingHTTP
 import CachingHummingbird
 import HTTPTypes

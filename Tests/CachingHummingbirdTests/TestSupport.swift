@@ -1,19 +1,10 @@
 #if Hummingbird
 import Caching
+import CachingTesting
 import CachingHTTP
 import Synchronization
 
 func makeBackend() -> any CacheBackend { InMemoryBackend() }
-
-/// A backend whose every operation fails: the fault the fail-open rule is about.
-struct FailingBackend: CacheBackend {
-    let name = "failing"
-    func get(_ key: String) async throws -> CacheEntry? { throw CacheError(.connectionFailed, "backend down (test)") }
-    func set(_ key: String, to value: [UInt8], ttl: Duration?) async throws { throw CacheError(.connectionFailed, "backend down (test)") }
-    func delete(_ key: String) async throws -> Bool { throw CacheError(.connectionFailed, "backend down (test)") }
-    func clear(prefix: String) async throws { throw CacheError(.connectionFailed, "backend down (test)") }
-    func close() async throws {}
-}
 
 /// A settable wall clock for TTL arithmetic without sleeping.
 final class ManualWallClock: Sendable {

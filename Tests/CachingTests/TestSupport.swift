@@ -1,16 +1,6 @@
 import Caching
+import CachingTesting
 import Synchronization
-
-/// A backend whose every operation fails, as a server outage would look to the front.
-struct FailingBackend: CacheBackend {
-    var name: String { "failing" }
-    func fail() -> CacheError { CacheError(.connectionFailed, "test backend is down") }
-    func get(_ key: String) async throws -> CacheEntry? { throw fail() }
-    func set(_ key: String, to value: [UInt8], ttl: Duration?) async throws { throw fail() }
-    func delete(_ key: String) async throws -> Bool { throw fail() }
-    func clear(prefix: String) async throws { throw fail() }
-    func close() async throws {}
-}
 
 /// Counts calls from many tasks.
 final class CallCounter: Sendable {

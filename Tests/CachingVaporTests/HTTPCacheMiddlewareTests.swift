@@ -1,5 +1,6 @@
 #if Vapor
 import Caching
+import CachingTesting
 import CachingHTTP
 import CachingVapor
 import MetricsTestKit
