@@ -140,19 +140,25 @@ final class BinaryReader {
             reader.nameStarts.capacity <= 1024, reader.path.capacity <= 256
         else { return }
         reader.bytes = []
-        reader.frames.removeAll(keepingCapacity: true)
-        reader.slots.removeAll(keepingCapacity: true)
-        reader.index.removeAll(keepingCapacity: true)
-        reader.nameStarts.removeAll(keepingCapacity: true)
-        reader.nameLengths.removeAll(keepingCapacity: true)
-        reader.path.removeAll(keepingCapacity: true)
+        // After a successful decoding the scoped arrays are already empty; `removeAll` is a
+        // generic replace even then, so only call it when there is something to remove.
+        if !reader.frames.isEmpty { reader.frames.removeAll(keepingCapacity: true) }
+        if !reader.slots.isEmpty { reader.slots.removeAll(keepingCapacity: true) }
+        if !reader.index.isEmpty { reader.index.removeAll(keepingCapacity: true) }
+        if !reader.nameStarts.isEmpty {
+            reader.nameStarts.removeAll(keepingCapacity: true)
+            reader.nameLengths.removeAll(keepingCapacity: true)
+        }
+        if !reader.path.isEmpty { reader.path.removeAll(keepingCapacity: true) }
         reader.fingerprintCount = 0
         reader.fingerprintSum = 0
         reader.depth = 0
-        reader.deferredError = nil
-        reader.hasDeferredError = false
+        if reader.hasDeferredError || reader.deferredError != nil {
+            reader.deferredError = nil
+            reader.hasDeferredError = false
+        }
         reader.lastSingleValue = (-1, -1)
-        reader.sendableUserInfo = [:]
+        if !reader.sendableUserInfo.isEmpty { reader.sendableUserInfo = [:] }
         let pointer = Unmanaged.passRetained(reader).toOpaque()
         if !spare.compareExchange(expected: 0, desired: Int(bitPattern: pointer), ordering: .releasing).exchanged {
             Unmanaged<BinaryReader>.fromOpaque(pointer).release()
@@ -962,10 +968,11 @@ final class BinaryReader {
         if let key { path.append(key) }
         depth += 1
         defer {
-            frames.removeSubrange(mark...)
-            slots.removeSubrange(slotMark...)
-            index.removeSubrange(indexMark...)
-            path.removeSubrange(pathMark...)
+            // `removeSubrange` is a generic replace even when nothing is removed: skip it then.
+            if frames.count > mark { frames.removeSubrange(mark...) }
+            if slots.count > slotMark { slots.removeSubrange(slotMark...) }
+            if index.count > indexMark { index.removeSubrange(indexMark...) }
+            if path.count > pathMark { path.removeSubrange(pathMark...) }
             depth -= 1
         }
         do {
