@@ -142,6 +142,15 @@ struct MicroBench {
         }) {
             results.append(result)
         }
+        // The front's batch path: 100 keys per call, reported per key.
+        let batches = (0..<64).map { b in (0..<100).map { frontKeys[(b * 100 + $0) % frontKeys.count] } }
+        if var result = try await measureAsync("CacheFront.get([100 keys], as: [UInt8]) raw, per key", { i in
+            try await rawFront.get(batches[i & 63], as: [UInt8].self).count == 100
+        }) {
+            result.opsPerSecond *= 100
+            result.nanosecondsPerOp /= 100
+            results.append(result)
+        }
         for (name, front) in fronts {
             progress.show("micro: CacheFront.get with \(name)")
             if let result = try await measureAsync("CacheFront.get(_:as: Profile) with \(name)", { i in
