@@ -124,8 +124,9 @@ struct RedisCommands: Sendable {
             writer.crlf()
             writer.argument(UnsafeRawBufferPointer(start: name.utf8Start, count: nameCount))
             for key in keys {
-                var key = key
-                key.withUTF8 { writer.argument(UnsafeRawBufferPointer($0)) }
+                // Native strings are contiguous UTF-8: no copy, no mutation (hence no retain).
+                let written: Void? = key.utf8.withContiguousStorageIfAvailable { writer.argument(UnsafeRawBufferPointer($0)) }
+                if written == nil { Array(key.utf8).withUnsafeBytes { writer.argument($0) } }
             }
             overflowed = writer.overflowed
             initialized = writer.offset
