@@ -1,4 +1,7 @@
-// Local profiling harness (not committed): C MGET loop vs RedisBackend.get(keys) vs CacheFront.get(keys).
+// Profiling harness for the Redis batch get (not a target of Package.swift, so not built by default;
+// Docs/RedisBackend.md says how to build and run it): a C MGET loop, RedisBackend.get(keys) and
+// CacheFront.get(keys) alternately in one process, with keys/s and client CPU time per batch.
+// Usage: RedisBatchHarness PORT ROUNDS SECONDS MODES (modes: c,backend,front,proposed,prebuilt,cget,get,conc).
 import CHiredis
 import Caching
 import CachingRedis
@@ -148,6 +151,7 @@ import Metrics
 /// The proposed CacheFront.get(_ keys:as:) (inlinable, decode without an await per key, one metrics update per batch), outside the core.
 let protoHits = Counter(label: "proto.hits")
 let protoMisses = Counter(label: "proto.misses")
+// nonisolated(unsafe): set by the main loop between runs, read by the one task that runs a mode.
 nonisolated(unsafe) var skipStorageKeys = false
 func proposedGet<T: Decodable & Sendable>(_ front: CacheFront, _ backend: any CacheBackend, _ keys: [String], as: T.Type) async throws -> [T?] {
     var storageKeys: [String] = []
