@@ -237,7 +237,7 @@ public final class RedisBackend: CacheBackend {
     public func get(_ keys: [String]) async throws -> [CacheEntry?] {
         if keys.isEmpty { return [] }
         for key in keys { try Self.validate(key) }
-        var commands = RedisCommands("MGET", arguments: keys.count) { for key in keys { $0.argument(key) } }
+        var commands = RedisCommands("MGET", keys: keys)
         guard configuration.batchGetReadsTTL else {
             // Decoded into entries by the connection's thread, straight from hiredis's reply.
             let reply = try await send(commands, decoding: .entries)

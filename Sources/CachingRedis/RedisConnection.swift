@@ -16,10 +16,11 @@ import Darwin
 ///
 /// **The thread** owns the hiredis context: it connects and runs the handshake (blocking
 /// hiredis calls, on this thread only), then waits in `poll(2)` on the socket, reads every
-/// reply that arrives into the hiredis reader, and resumes each caller as soon as its replies
-/// are complete. Between round trips it takes **every** request queued since the last one and
-/// writes them all at once (automatic pipelining): concurrent callers share round trips, and
-/// the thread wakes once per batch of replies, not once per command.
+/// reply that arrives, finds where each one ends, and resumes each caller with the bytes of
+/// its replies as soon as they are complete (the caller decodes them on its own thread).
+/// Between round trips it takes **every** request queued since the last one and writes them
+/// all at once (automatic pipelining): concurrent callers share round trips, and the thread
+/// wakes once per batch of replies, not once per command.
 ///
 /// **An idle connection** (connected, nothing in flight, nothing queued) lets the caller write
 /// its own request with a non-blocking `send(2)`, so a lone caller costs one thread hop (the
@@ -135,13 +136,22 @@ final class RedisConnection: @unchecked Sendable {
 
     /// Sends `commands` and waits for their replies: the reply itself for one command, an
     /// ``RedisValue/array(_:)`` of the replies, in order, for several.
+    ///
+    /// The replies are decoded here, on the caller's thread, from the bytes the connection's
+    /// thread framed.
     func send(_ commands: RedisCommands, decoding: RedisDecoding = .values) async throws -> RedisValue {
+        let bytes = try await exchange(commands)
+        return try Self.decode(bytes, count: commands.count, decoding: decoding)
+    }
+
+    /// Sends `commands` and waits for the bytes of their replies.
+    private func exchange(_ commands: RedisCommands) async throws -> [UInt8] {
         if commands.isMalformed || commands.count == 0 {
             throw CacheError(.internalError, "a malformed Redis request was built; please report this bug")
         }
-        let request = RedisRequest(commands, decoding: decoding)
+        let request = RedisRequest(commands)
         return try await withTaskCancellationHandler {
-            try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<RedisValue, any Error>) in
+            try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<[UInt8], any Error>) in
                 guard request.publish(continuation) else {
                     continuation.resume(throwing: CacheError.cancelled)
                     return
@@ -150,6 +160,29 @@ final class RedisConnection: @unchecked Sendable {
             }
         } onCancel: {
             request.cancel()
+        }
+    }
+
+    /// Decodes the replies to `count` commands.
+    static func decode(_ bytes: [UInt8], count: Int, decoding: RedisDecoding) throws(CacheError) -> RedisValue {
+        let decoded = bytes.withUnsafeBytes { raw -> Result<RedisValue, RedisProtocolError> in
+            var parser = RedisReplyParser(raw)
+            do throws(RedisProtocolError) {
+                if count == 1 {
+                    if decoding == .entries, let entries = try parser.entries() { return .success(.entries(entries)) }
+                    return .success(try parser.value())
+                }
+                var values: [RedisValue] = []
+                values.reserveCapacity(count)
+                for _ in 0..<count { values.append(try parser.value()) }
+                return .success(.array(values))
+            } catch {
+                return .failure(error)
+            }
+        }
+        switch decoded {
+        case .success(let value): return value
+        case .failure(let error): throw CacheError(.internalError, "could not decode a reply from Redis: \(error.message)")
         }
     }
 
@@ -352,34 +385,25 @@ final class RedisConnection: @unchecked Sendable {
         return closing
     }
 
-    /// Hands one reply to the oldest request in flight, decoded as that request asks; resumes
-    /// the request when it has all its replies. Returns false when no request is waiting (a
-    /// protocol error).
-    private func deliver(_ reply: UnsafePointer<redisReply>) -> Bool {
+    /// Counts one complete reply for the oldest request in flight and, when it has all its
+    /// replies, resumes its caller with their bytes (`bytes` holds every reply of the request
+    /// so far). The caller decodes them on its own thread.
+    private func deliver(_ bytes: UnsafeRawBufferPointer) -> RedisLink.Delivery {
         pthread_mutex_lock(mutex)
         guard let request = inflight.first else {
             pthread_mutex_unlock(mutex)
-            return false
+            return .unexpected
         }
-        let count = request.commands.count
-        if count > 1 && request.replies.count + 1 < count {
+        request.received += 1
+        if request.received < request.commands.count {
             pthread_mutex_unlock(mutex)
-            if request.replies.isEmpty { request.replies.reserveCapacity(count) }
-            request.replies.append(RedisValue(reply: reply))
-            return true
+            return .needsMore
         }
         inflight.removeFirst()
         pthread_mutex_unlock(mutex)
         pending.subtract(1, ordering: .relaxed)
-        if count == 1 {
-            request.finish(.success(RedisValue(reply: reply, decoding: request.decoding)))
-        } else {
-            request.replies.append(RedisValue(reply: reply))
-            let replies = request.replies
-            request.replies = []
-            request.finish(.success(.array(replies)))
-        }
-        return true
+        request.finish(.success([UInt8](bytes)))
+        return .delivered
     }
 
     /// Drops the connection: the requests in flight fail with `error`; the thread reconnects.
@@ -411,7 +435,6 @@ final class RedisConnection: @unchecked Sendable {
         for request in requests {
             pending.subtract(1, ordering: .relaxed)
             if taken || request.take() {
-                request.replies = []
                 request.finish(.failure(error))
             }
         }

@@ -11,8 +11,16 @@ import Darwin
 #endif
 
 /// The hiredis context of one ``RedisConnection`` and everything only its thread touches:
-/// connecting and the handshake, reading and parsing replies, failure handling and the
-/// reconnection backoff. Never shared between threads, so it is not `Sendable`.
+/// connecting and the handshake (blocking hiredis calls), receiving replies and finding where
+/// each one ends (``RedisReplyScanner``), failure handling and the reconnection backoff. Never
+/// shared between threads, so it is not `Sendable`.
+///
+/// Once connected, replies are not parsed into hiredis reply objects: the thread only frames
+/// them and hands each request the bytes of its replies, which the caller decodes on its own
+/// thread (``RedisReplyParser``). This keeps the connection's thread, which every request goes
+/// through, as short as possible, and keeps the allocations of decoded values on the thread
+/// that frees them (memory allocated on one thread and freed on another misses the
+/// allocator's per-thread caches).
 final class RedisLink {
     private unowned let connection: RedisConnection
     private let configuration: RedisConfiguration
@@ -23,9 +31,20 @@ final class RedisLink {
     private(set) var nextAttempt: UInt64? = 0
     /// Why the connection is down, for commands that arrive before the next attempt.
     private var lastError: CacheError?
-    /// Where `recv` puts bytes before they are fed to the hiredis reader.
-    private let readBuffer: UnsafeMutableRawPointer
-    private static let readBufferSize = 64 * 1024
+    /// Bytes received and not yet handed to a request: `[inputStart, inputEnd)` of `input`.
+    /// `inputStart` is where the replies of the oldest unanswered request begin; the scanner
+    /// resumes at `scanCursor`.
+    private var input: UnsafeMutableRawPointer
+    private var inputCapacity = RedisLink.inputSize
+    private var inputStart = 0
+    private var inputEnd = 0
+    private var scanCursor = 0
+    private var scanner = RedisReplyScanner()
+    /// The usual size of `input`; it grows to hold a request's replies when they are larger,
+    /// and shrinks back when it is empty again.
+    private static let inputSize = 64 * 1024
+    /// Room kept free at the end of `input` for a `recv`.
+    private static let minimumRead = 16 * 1024
     let commandTimeoutNanoseconds: UInt64
     private let commandTimeout: Int64
     private let connectTimeout: Int64
@@ -36,7 +55,7 @@ final class RedisLink {
     init(connection: RedisConnection) {
         self.connection = connection
         self.configuration = connection.configuration
-        readBuffer = .allocate(byteCount: Self.readBufferSize, alignment: 16)
+        input = .allocate(byteCount: Self.inputSize, alignment: 16)
         commandTimeout = CacheTTL.milliseconds(configuration.commandTimeout)
         commandTimeoutNanoseconds = Monotonic.nanoseconds(configuration.commandTimeout)
         connectTimeout = CacheTTL.milliseconds(configuration.connectTimeout)
@@ -45,7 +64,7 @@ final class RedisLink {
 
     deinit {
         disconnect()
-        readBuffer.deallocate()
+        input.deallocate()
     }
 
     private var logger: Logger { connection.logger }
@@ -212,6 +231,7 @@ final class RedisLink {
     private func dropContext() {
         if let context { redisFree(context) }
         context = nil
+        resetInput()
     }
 
     /// Closes the connection for good.
@@ -246,13 +266,26 @@ final class RedisLink {
         return (readable, descriptors.1.revents != 0)
     }
 
-    /// Reads what the socket has, feeds the hiredis reader, and hands every complete reply to
-    /// `deliver`. Returns the error that ends the connection, if any.
-    func readReplies(deliver: (UnsafePointer<redisReply>) -> Bool) -> CacheError? {
+    /// What ``RedisConnection`` did with a complete reply.
+    enum Delivery {
+        /// The oldest request expects more replies; its bytes so far stay in the buffer.
+        case needsMore
+        /// The oldest request took the bytes of all its replies.
+        case delivered
+        /// No request was waiting for a reply (a protocol error).
+        case unexpected
+    }
+
+    /// Reads what the socket has and, each time a reply is complete, calls `deliver` with the
+    /// bytes of the oldest request's replies so far. Returns the error that ends the
+    /// connection, if any.
+    func readReplies(deliver: (UnsafeRawBufferPointer) -> Delivery) -> CacheError? {
         guard let context else { return notConnectedError() }
         let fd = context.pointee.fd
         while true {
-            let received = receive(fd, readBuffer, Self.readBufferSize)
+            makeRoom()
+            let room = inputCapacity - inputEnd
+            let received = receive(fd, input + inputEnd, room)
             if received == 0 {
                 return CacheError(.connectionFailed, "\(server) closed the connection; it will be reopened")
             }
@@ -262,23 +295,63 @@ final class RedisLink {
                 if chiredis_errno_is_timeout(code) != 0 { return nil }  // nothing more for now
                 return socketError(writing: false, errno: code)
             }
-            if redisReaderFeed(context.pointee.reader, readBuffer.assumingMemoryBound(to: CChar.self), received) != REDIS_OK {
-                return CacheError(.internalError, "hiredis could not buffer a reply from \(server)")
-            }
-            while true {
-                var raw: UnsafeMutableRawPointer?
-                if redisReaderGetReply(context.pointee.reader, &raw) != REDIS_OK {
-                    return CacheError(.connectionFailed, "\(server) sent a reply hiredis cannot parse (protocol error); the connection is reset")
+            inputEnd += received
+            do {
+                while try scanner.next(in: UnsafeRawBufferPointer(start: input, count: inputEnd), cursor: &scanCursor) {
+                    switch deliver(UnsafeRawBufferPointer(start: input + inputStart, count: scanCursor - inputStart)) {
+                    case .needsMore:
+                        continue
+                    case .delivered:
+                        inputStart = scanCursor
+                    case .unexpected:
+                        return CacheError(.connectionFailed, "\(server) sent a reply nobody asked for (protocol error); the connection is reset")
+                    }
                 }
-                guard let raw else { break }
-                let delivered = deliver(raw.assumingMemoryBound(to: redisReply.self))
-                freeReplyObject(raw)
-                if !delivered {
-                    return CacheError(.connectionFailed, "\(server) sent a reply nobody asked for (protocol error); the connection is reset")
-                }
+            } catch {
+                return CacheError(
+                    .connectionFailed, "\(server) sent a reply that breaks the Redis protocol (\(error.message)); the connection is reset"
+                )
             }
-            if received < Self.readBufferSize { return nil }  // the socket is drained
+            if inputStart == inputEnd {
+                inputStart = 0
+                inputEnd = 0
+                scanCursor = 0
+                if inputCapacity > 4 * Self.inputSize { resizeInput(to: Self.inputSize) }
+            }
+            if received < room { return nil }  // the socket is drained
         }
+    }
+
+    /// Makes at least ``minimumRead`` bytes free at the end of `input`: moves the unanswered
+    /// bytes to the front, or grows the buffer when they fill it.
+    private func makeRoom() {
+        if inputCapacity - inputEnd >= Self.minimumRead { return }
+        if inputStart > 0 {
+            let kept = inputEnd - inputStart
+            if kept > 0 { (input + 0).copyMemory(from: input + inputStart, byteCount: kept) }
+            scanCursor -= inputStart
+            inputEnd = kept
+            inputStart = 0
+            if inputCapacity - inputEnd >= Self.minimumRead { return }
+        }
+        resizeInput(to: max(inputCapacity * 2, inputEnd + Self.minimumRead))
+    }
+
+    private func resizeInput(to capacity: Int) {
+        let resized = UnsafeMutableRawPointer.allocate(byteCount: capacity, alignment: 16)
+        if inputEnd > 0 { resized.copyMemory(from: input, byteCount: inputEnd) }
+        input.deallocate()
+        input = resized
+        inputCapacity = capacity
+    }
+
+    /// Forgets received bytes and any partial reply (the connection was dropped).
+    private func resetInput() {
+        inputStart = 0
+        inputEnd = 0
+        scanCursor = 0
+        scanner.reset()
+        if inputCapacity != Self.inputSize { resizeInput(to: Self.inputSize) }
     }
 
     // MARK: Errors

@@ -1,8 +1,8 @@
 import Caching
 import Synchronization
 
-/// Commands from one caller, queued on a connection, and the continuation that waits for their
-/// replies.
+/// Commands from one caller, queued on a connection, and the continuation that waits for the
+/// bytes of their replies (decoded by the caller, on its own thread).
 ///
 /// The state moves `created → queued → taken → finished`, or to `finished` straight from
 /// `created` or `queued` when the caller is cancelled. Whoever moves it to `finished` (the
@@ -12,7 +12,7 @@ import Synchronization
 /// `@unchecked Sendable`: `continuation` is written once by the caller before the
 /// `created → queued` exchange (release) and read only by the party that wins a later exchange
 /// (acquire), so no two threads touch it without that ordering. `sentAt` is written and read
-/// with the connection's mutex held; `replies` only by the connection's thread, after the
+/// with the connection's mutex held; `received` only by the connection's thread, after the
 /// request was taken.
 final class RedisRequest: @unchecked Sendable {
     private static let created = 0
@@ -21,23 +21,20 @@ final class RedisRequest: @unchecked Sendable {
     private static let finished = 3
 
     let commands: RedisCommands
-    /// How the replies are decoded.
-    let decoding: RedisDecoding
     /// When the request was written (monotonic nanoseconds), for the command timeout.
     var sentAt: UInt64 = 0
-    /// The replies received so far, when the request has several commands.
-    var replies: [RedisValue] = []
-    private var continuation: UnsafeContinuation<RedisValue, any Error>?
+    /// Complete replies received so far (the request is answered at `commands.count`).
+    var received = 0
+    private var continuation: UnsafeContinuation<[UInt8], any Error>?
     private let state = Atomic<Int>(RedisRequest.created)
 
-    init(_ commands: RedisCommands, decoding: RedisDecoding = .values) {
+    init(_ commands: RedisCommands) {
         self.commands = commands
-        self.decoding = decoding
     }
 
     /// Stores the continuation and marks the request queued; false if the caller was cancelled
     /// first (the caller then resumes the continuation itself).
-    func publish(_ continuation: UnsafeContinuation<RedisValue, any Error>) -> Bool {
+    func publish(_ continuation: UnsafeContinuation<[UInt8], any Error>) -> Bool {
         self.continuation = continuation
         return state.compareExchange(expected: Self.created, desired: Self.queued, ordering: .acquiringAndReleasing)
             .exchanged
@@ -63,8 +60,8 @@ final class RedisRequest: @unchecked Sendable {
         state.compareExchange(expected: Self.queued, desired: Self.taken, ordering: .acquiringAndReleasing).exchanged
     }
 
-    /// Resumes the caller of a taken request.
-    func finish(_ result: Result<RedisValue, CacheError>) {
+    /// Resumes the caller of a taken request with the bytes of its replies, or an error.
+    func finish(_ result: Result<[UInt8], CacheError>) {
         state.store(Self.finished, ordering: .releasing)
         switch result {
         case .success(let value): continuation?.resume(returning: value)

@@ -1,7 +1,8 @@
 import CHiredis
 import Caching
 
-/// A reply from the server (RESP2), copied out of hiredis's reply objects.
+/// A reply from the server (RESP2): decoded by ``RedisReplyParser`` from the bytes the connection
+/// received, or copied out of a hiredis reply object (the handshake's blocking commands).
 enum RedisValue: Sendable {
     /// A bulk string: binary-safe bytes.
     case bulk([UInt8])
@@ -18,39 +19,6 @@ enum RedisValue: Sendable {
     /// An array reply of bulk strings and nils decoded straight into entries without TTLs
     /// (`MGET` with ``RedisDecoding/entries``), skipping the intermediate values.
     case entries([CacheEntry?])
-
-    /// Copies a hiredis reply tree as `decoding` asks; the caller frees it.
-    init(reply: UnsafePointer<redisReply>, decoding: RedisDecoding) {
-        if decoding == .entries, reply.pointee.type == REDIS_REPLY_ARRAY, let entries = Self.entries(reply) {
-            self = .entries(entries)
-        } else {
-            self.init(reply: reply)
-        }
-    }
-
-    /// The entries of an array of bulk strings and nils, or `nil` if it holds anything else.
-    private static func entries(_ reply: UnsafePointer<redisReply>) -> [CacheEntry?]? {
-        let count = reply.pointee.elements
-        var entries: [CacheEntry?] = []
-        entries.reserveCapacity(count)
-        for i in 0..<count {
-            guard let element = chiredis_reply_element(reply, i) else { return nil }
-            switch element.pointee.type {
-            case REDIS_REPLY_STRING:
-                let r = element.pointee
-                if let str = r.str, r.len > 0 {
-                    entries.append(CacheEntry(value: [UInt8](UnsafeRawBufferPointer(start: str, count: r.len)), ttl: nil))
-                } else {
-                    entries.append(CacheEntry(value: [], ttl: nil))
-                }
-            case REDIS_REPLY_NIL:
-                entries.append(nil)
-            default:
-                return nil
-            }
-        }
-        return entries
-    }
 
     /// Copies a hiredis reply tree; the caller frees it.
     init(reply: UnsafePointer<redisReply>) {
@@ -92,7 +60,7 @@ enum RedisValue: Sendable {
     }
 }
 
-/// How the connection's thread turns a request's replies into ``RedisValue``s.
+/// How a request's replies are decoded into ``RedisValue``s.
 enum RedisDecoding: Sendable {
     /// The generic tree of values.
     case values
@@ -140,6 +108,47 @@ struct RedisCommands: Sendable {
         if remaining != 0 { isMalformed = true }
         remaining = 0
         count += 1
+    }
+
+    /// One command whose arguments are `keys` (`MGET k1 k2 …`, `UNLINK …`), encoded into one
+    /// allocation of exactly the right size: the batch hot path.
+    init(_ name: StaticString, keys: some Collection<String>) {
+        let nameCount = name.utf8CodeUnitCount
+        var size = 1 + Self.decimalCount(keys.count + 1) + 2 + Self.argumentSize(nameCount)
+        for key in keys { size += Self.argumentSize(key.utf8.count) }
+        var overflowed = false
+        bytes = [UInt8](unsafeUninitializedCapacity: size) { buffer, initialized in
+            var writer = RedisWriter(buffer)
+            writer.byte(UInt8(ascii: "*"))
+            writer.decimal(keys.count + 1)
+            writer.crlf()
+            writer.argument(UnsafeRawBufferPointer(start: name.utf8Start, count: nameCount))
+            for key in keys {
+                // Native strings are contiguous UTF-8: no copy, no mutation (hence no retain).
+                let written: Void? = key.utf8.withContiguousStorageIfAvailable { writer.argument(UnsafeRawBufferPointer($0)) }
+                if written == nil { Array(key.utf8).withUnsafeBytes { writer.argument($0) } }
+            }
+            overflowed = writer.overflowed
+            initialized = writer.offset
+        }
+        count = 1
+        isMalformed = overflowed || bytes.count != size
+    }
+
+    /// The bytes `$<count>\r\n<bytes>\r\n` of an argument of `count` bytes take.
+    static func argumentSize(_ count: Int) -> Int {
+        1 + decimalCount(count) + 2 + count + 2
+    }
+
+    /// The number of decimal digits of a non-negative `value`.
+    static func decimalCount(_ value: Int) -> Int {
+        var digits = 1
+        var rest = value
+        while rest >= 10 {
+            rest /= 10
+            digits += 1
+        }
+        return digits
     }
 
     mutating func argument(_ text: StaticString) {
@@ -209,5 +218,57 @@ private struct DecimalDigits {
                 raw[start] = UInt8(ascii: "-")
             }
         }
+    }
+}
+
+/// Writes a request into a buffer of a size computed in advance; it stops writing (and says
+/// so) rather than run past the end if the size was wrong.
+private struct RedisWriter {
+    let buffer: UnsafeMutableBufferPointer<UInt8>
+    var offset = 0
+    var overflowed = false
+
+    init(_ buffer: UnsafeMutableBufferPointer<UInt8>) {
+        self.buffer = buffer
+    }
+
+    mutating func byte(_ value: UInt8) {
+        guard offset < buffer.count else {
+            overflowed = true
+            return
+        }
+        buffer[offset] = value
+        offset += 1
+    }
+
+    mutating func crlf() {
+        byte(13)
+        byte(10)
+    }
+
+    mutating func bytes(_ source: UnsafeRawBufferPointer) {
+        guard source.count <= buffer.count - offset else {
+            overflowed = true
+            return
+        }
+        if let base = source.baseAddress, let target = buffer.baseAddress, source.count > 0 {
+            (target + offset).initialize(from: base.assumingMemoryBound(to: UInt8.self), count: source.count)
+        }
+        offset += source.count
+    }
+
+    mutating func decimal(_ value: Int) {
+        var digits = DecimalDigits(Int64(value))
+        withUnsafeBytes(of: &digits.storage) { raw in
+            bytes(UnsafeRawBufferPointer(rebasing: raw[digits.start...]))
+        }
+    }
+
+    mutating func argument(_ value: UnsafeRawBufferPointer) {
+        byte(UInt8(ascii: "$"))
+        decimal(value.count)
+        crlf()
+        bytes(value)
+        crlf()
     }
 }
