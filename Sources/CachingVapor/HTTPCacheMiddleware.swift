@@ -29,10 +29,13 @@ public import Vapor
 /// app.grouped(UserAuthenticator(), perUser).get("me") { ... }
 /// ```
 ///
-/// Bodies: in-memory bodies within ``HTTPCachePolicy/maxBodySize`` are stored; a streamed body
-/// is collected only when it declares a length within the limit. Vapor does not let middleware
-/// read a stream of unknown length piecewise, so such streams are passed through uncached
-/// (marked MISS) rather than buffered whole.
+/// Bodies: in-memory bodies within ``HTTPCachePolicy/maxBodySize`` are stored, larger ones are
+/// passed through. A streamed body (`Response.Body(stream:)`, `asyncStream`, file streams) that
+/// declares a length above the limit is passed through untouched; any other stream, of known or
+/// unknown length, is collected up to the limit and stored when it ends within it. Past the
+/// limit, what was collected and the rest of the stream are sent uncached (MISS), every byte in
+/// order, and the producer is held back until the client takes its chunks, so no more than the
+/// limit plus a chunk or two is ever buffered.
 public struct HTTPCacheMiddleware: AsyncMiddleware {
     /// Builds the resource key from the Vapor request; `nil` leaves the request uncached.
     public typealias KeyBuilder = @Sendable (Request) -> String?
@@ -83,22 +86,55 @@ public struct HTTPCacheMiddleware: AsyncMiddleware {
                 response.apply(cache.passThrough(context, response: responseHead, logger: request.logger), statusHeader: cache.policy.cacheStatusHeader)
                 return response
             }
-            let declared = response.body.count
-            let buffer: ByteBuffer?
-            if let inMemory = response.body.buffer {
-                buffer = inMemory
-            } else if declared >= 0, declared <= context.maxBodySize {
-                buffer = try await response.body.collect(on: request.eventLoop).get() ?? ByteBuffer()
-            } else {
-                buffer = nil  // a stream over the limit or of unknown length
-            }
-            guard let buffer, buffer.readableBytes <= context.maxBodySize else {
-                response.apply(cache.passThrough(context, response: responseHead, logger: request.logger), statusHeader: cache.policy.cacheStatusHeader)
-                return response
-            }
-            let reply = await cache.store(context, response: responseHead, body: Array(buffer.readableBytesView), logger: request.logger)
-            return Response(reply)
+            return try await collectAndStore(response, head: responseHead, context: context, request: request)
         }
+    }
+
+    /// Collects the endpoint's body up to the policy's limit and stores it, or passes the
+    /// response through uncached when the body is over the limit.
+    private func collectAndStore(_ response: Response, head: HTTPResponse, context: HTTPCacheContext, request: Request) async throws -> Response {
+        let limit = context.maxBodySize
+        let body = response.body
+        let declared = body.count
+        let passThrough = { () -> Response in
+            response.apply(cache.passThrough(context, response: head, logger: request.logger), statusHeader: cache.policy.cacheStatusHeader)
+            return response
+        }
+        if let buffer = body.buffer {
+            guard buffer.readableBytes <= limit else { return passThrough() }
+            return Response(await cache.store(context, response: head, body: Array(buffer.readableBytesView), logger: request.logger))
+        }
+        if let stream = StreamedBody(body) {
+            guard declared <= limit else { return passThrough() }
+            switch await stream.collect(limit: limit, eventLoop: request.eventLoop).outcome() {
+            case .complete(let chunks, _):
+                var bytes: [UInt8] = []
+                bytes.reserveCapacity(chunks.reduce(0) { $0 + $1.readableBytes })
+                for chunk in chunks { bytes.append(contentsOf: chunk.readableBytesView) }
+                return Response(await cache.store(context, response: head, body: bytes, logger: request.logger))
+            case .overflow(let prefix, let remainder):
+                // Over the limit: what was collected, then the rest as the producer writes it.
+                response.body = Response.Body(asyncStream: { writer in
+                    do {
+                        for chunk in prefix { try await writer.writeBuffer(chunk) }
+                        while let chunk = try await remainder.next() { try await writer.writeBuffer(chunk) }
+                    } catch {
+                        try await writer.write(.error(error))
+                        return
+                    }
+                    try await writer.write(.end)
+                }, count: declared)
+                return passThrough()
+            case .failed(let error):
+                throw error
+            }
+        }
+        // No body, or a body this adapter cannot read piecewise: collected only when its
+        // declared length is within the limit.
+        guard declared >= 0, declared <= limit else { return passThrough() }
+        let buffer = try await body.collect(on: request.eventLoop).get() ?? ByteBuffer()
+        guard buffer.readableBytes <= limit else { return passThrough() }
+        return Response(await cache.store(context, response: head, body: Array(buffer.readableBytesView), logger: request.logger))
     }
 }
 
