@@ -75,6 +75,9 @@ public struct HTTPCacheContext: Sendable {
     let mode: Mode
     /// The key of the resource (method class and resource key), empty unless `mode == .store`.
     let key: String
+    /// The claim of a coalescing leader: concurrent requests for `key` wait until it lands
+    /// (when the response is stored or passed through, or when this context is released).
+    let flight: MissCoalescer.Flight?
     let requestFields: HTTPFields
     let ifNoneMatch: IfNoneMatch?
 

@@ -79,6 +79,15 @@ public struct HTTPCachePolicy: Sendable {
     /// Store non-2xx responses (redirects, 404s, errors). Default: `false`. Even when on, 1xx,
     /// `206 Partial Content` and `304 Not Modified` are never stored.
     public var storesNonSuccessResponses: Bool
+    /// Coalesce concurrent misses: while one request computes a key that is not cached, other
+    /// requests for the same key in this process wait for it and are answered from what it
+    /// stored, so a cold or expired URL under load calls the endpoint once. A waiter whose
+    /// response turns out not storable (or another `Vary` variant) computes its own.
+    /// Default: `true`.
+    public var coalescesMisses: Bool
+    /// The longest a request waits for a concurrent miss before computing its own.
+    /// Default: 30 seconds.
+    public var coalescingTimeout: Duration
 
     /// Makes a policy.
     /// - Parameters:
@@ -116,6 +125,8 @@ public struct HTTPCachePolicy: Sendable {
         self.cachesRequestsWithCookies = false
         self.storesPrivateResponses = false
         self.storesNonSuccessResponses = false
+        self.coalescesMisses = true
+        self.coalescingTimeout = .seconds(30)
     }
 
     /// The default resource key: the path, then `?` and the query parameters stably sorted by

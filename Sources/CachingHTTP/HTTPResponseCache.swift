@@ -52,6 +52,8 @@ public struct HTTPResponseCache: Sendable {
     /// that does not change between answers, rendered once (`"public, s-maxage=600, "`), so a
     /// hit only appends `max-age`.
     let fixedCacheControlPrefix: String
+    /// The misses being computed, for ``HTTPCachePolicy/coalescesMisses``.
+    let coalescer = MissCoalescer()
 
     /// Makes an HTTP response cache.
     ///
@@ -107,7 +109,10 @@ public struct HTTPResponseCache: Sendable {
     ///   - logger: The request's logger, or `nil` for the cache's own.
     /// - Returns: A reply to send at once, or a context for calling the endpoint.
     public func lookup(_ request: HTTPRequest, resourceKey: String?, logger: Logger? = nil) async -> HTTPCacheLookup {
-        let logger = logger ?? self.logger
+        await lookup(request, resourceKey: resourceKey, logger: logger ?? self.logger, coalescing: policy.coalescesMisses)
+    }
+
+    private func lookup(_ request: HTTPRequest, resourceKey: String?, logger: Logger, coalescing: Bool) async -> HTTPCacheLookup {
         guard isCachedMethod(request.method) else { return .forward(context(.ignore, request)) }
         let fields = request.headerFields
         let directives = fields.contains(.cacheControl) ? HTTPCacheControl(parsing: fields) : HTTPCacheControl()
@@ -151,9 +156,25 @@ public struct HTTPResponseCache: Sendable {
         guard let stored = found, stored.remainingMilliseconds(now: now) > 0,
             Self.satisfies(directives, stored: stored, now: now)
         else {
-            metrics.misses.increment()
-            if directives.onlyIfCached { return .respond(gatewayTimeout()) }
-            return .forward(context(missMode, request, key: key))
+            if directives.onlyIfCached {
+                metrics.misses.increment()
+                return .respond(gatewayTimeout())
+            }
+            guard coalescing, missMode == .store else {
+                metrics.misses.increment()
+                return .forward(context(missMode, request, key: key))
+            }
+            switch coalescer.join(key) {
+            case .leader(let flight):
+                metrics.misses.increment()
+                return .forward(context(.store, request, key: key, flight: flight))
+            case .follower:
+                // Another request computes this key: wait for it, then read what it stored.
+                metrics.coalesced.increment()
+                logger.debug("HTTP cache: waiting for a concurrent miss", metadata: ["http.cache.reason": "coalesced"])
+                _ = await coalescer.wait(for: key, timeout: policy.coalescingTimeout)
+                return await lookup(request, resourceKey: resourceKey, logger: logger, coalescing: false)
+            }
         }
 
         let ifNoneMatch = fields.contains(.ifNoneMatch) ? IfNoneMatch(fields: fields) : nil
@@ -194,6 +215,8 @@ public struct HTTPResponseCache: Sendable {
         guard context.mode == .store else {
             return HTTPCacheReply(response: passThrough(context, response: response, logger: logger), body: body, cacheStatus: context.cacheStatus ?? .miss)
         }
+        // Waiting requests read the cache once this returns: stored, skipped or failed.
+        defer { context.flight?.land() }
         let decision = storability(of: response, bodySize: body.count)
         guard case .store(let ttl, let varyNames, let extra) = decision else {
             if case .skip(let reason) = decision {
@@ -271,6 +294,7 @@ public struct HTTPResponseCache: Sendable {
     /// - Returns: The head to send.
     public func passThrough(_ context: HTTPCacheContext, response: HTTPResponse, logger: Logger? = nil) -> HTTPResponse {
         guard let status = context.cacheStatus else { return response }
+        context.flight?.land()
         if context.mode == .store {
             metrics.skipped.increment()
             let reason: String
@@ -433,10 +457,11 @@ extension HTTPResponseCache {
 
     static func isSuccess(_ code: Int) -> Bool { (200..<300).contains(code) }
 
-    func context(_ mode: HTTPCacheContext.Mode, _ request: HTTPRequest, key: String = "") -> HTTPCacheContext {
+    func context(_ mode: HTTPCacheContext.Mode, _ request: HTTPRequest, key: String = "", flight: MissCoalescer.Flight? = nil) -> HTTPCacheContext {
         HTTPCacheContext(
             mode: mode,
             key: key,
+            flight: flight,
             requestFields: mode == .store ? request.headerFields : HTTPFields(),
             ifNoneMatch: mode == .store && request.headerFields.contains(.ifNoneMatch) ? IfNoneMatch(fields: request.headerFields) : nil,
             maxBodySize: policy.maxBodySize
