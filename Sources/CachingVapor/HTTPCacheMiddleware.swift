@@ -69,10 +69,13 @@ public struct HTTPCacheMiddleware: AsyncMiddleware {
     /// Vapor runs an `AsyncMiddleware` in a new task on the cooperative thread pool and hops
     /// back to the event loop with its response: two thread switches per request, which cost a
     /// hit more than the cache lookup itself. This middleware instead starts its task on the
-    /// request's event loop (`Task.immediate`, with the event loop as the task's executor):
-    /// a hit from a backend that answers without suspending (the in-memory one) completes
-    /// before this method returns, and any await that does suspend (a network backend, the
-    /// endpoint on a miss) resumes on the same event loop.
+    /// request's event loop with `Task.immediate`: a hit from a backend that answers without
+    /// suspending (the in-memory one) completes before this method returns, with no thread
+    /// switch at all. An await that does suspend (a network backend, the endpoint on a miss)
+    /// resumes on the cooperative pool, as in an `AsyncMiddleware`. (Pinning the task to the
+    /// event loop with a task executor preference would save that hop too, but makes every
+    /// `await` of every request look the preference up under a lock; on a hit that costs
+    /// more than it saves.)
     public func respond(to request: Request, chainingTo next: any Responder) -> EventLoopFuture<Response> {
         guard let method = HTTPRequest.Method(request.method.rawValue), cache.policy.methods.contains(method) else {
             return next.respond(to: request)
@@ -88,11 +91,10 @@ public struct HTTPCacheMiddleware: AsyncMiddleware {
                 promise.fail(error)
             }
         }
-        let executor = EventLoopTaskExecutor(request.eventLoop)
         if #available(macOS 26.0, iOS 26.0, watchOS 26.0, tvOS 26.0, visionOS 26.0, *) {
-            Task.immediate(executorPreference: executor, operation: operation)
+            Task.immediate(operation: operation)
         } else {
-            Task(executorPreference: executor, operation: operation)
+            Task(operation: operation)
         }
         return promise.futureResult
     }
@@ -111,7 +113,7 @@ public struct HTTPCacheMiddleware: AsyncMiddleware {
         method: HTTPRequest.Method,
         next: @Sendable (Request) async throws -> Response
     ) async throws -> Response {
-        let head = HTTPRequest(method: method, scheme: nil, authority: nil, path: request.url.string, headerFields: HTTPFields(request.headers))
+        let head = HTTPRequest(method: method, scheme: nil, authority: nil, path: RequestTarget.path(of: request.url), headerFields: HTTPFields(request.headers))
         let lookup: HTTPCacheLookup
         if let key {
             lookup = await cache.lookup(head, resourceKey: key(request), logger: request.logger)
@@ -180,20 +182,6 @@ public struct HTTPCacheMiddleware: AsyncMiddleware {
     }
 }
 
-/// Runs a task's jobs on a NIO event loop, so that a task started from the loop stays on it.
-final class EventLoopTaskExecutor: TaskExecutor {
-    let eventLoop: any EventLoop
-
-    init(_ eventLoop: any EventLoop) {
-        self.eventLoop = eventLoop
-    }
-
-    func enqueue(_ job: consuming ExecutorJob) {
-        let job = UnownedJob(job)
-        eventLoop.execute { job.runSynchronously(on: self.asUnownedTaskExecutor()) }
-    }
-}
-
 extension HTTPFields {
     /// Converts Vapor's (NIO) headers; names that are not valid field names are skipped.
     init(_ headers: HTTPHeaders) {
@@ -209,7 +197,9 @@ extension HTTPFields {
 extension HTTPHeaders {
     /// Converts swift-http-types fields to Vapor's (NIO) headers.
     init(_ fields: HTTPFields) {
-        self.init(fields.map { ($0.name.rawName, $0.value) })
+        self.init()
+        self.reserveCapacity(fields.count)
+        for field in fields { self.add(name: field.name.rawName, value: field.value) }
     }
 }
 
@@ -228,10 +218,15 @@ extension Response {
     /// representation: Vapor's usual initializer would reset it to the (empty) body's length.
     convenience init(_ reply: HTTPCacheReply) {
         let status = HTTPResponseStatus(statusCode: reply.response.status.code, reasonPhrase: reply.response.status.reasonPhrase)
-        let headers = HTTPHeaders(reply.response.headerFields)
+        let fields = reply.response.headerFields
+        let headers = HTTPHeaders(fields)
         if reply.body.isEmpty {
             self.init(status: status, version: .http1_1, headersNoUpdate: headers, body: .empty)
+        } else if fields.contains(.contentLength), !fields.contains(.transferEncoding) {
+            // Hits and stored misses carry their Content-Length: no need to recompute it.
+            self.init(status: status, version: .http1_1, headersNoUpdate: headers, body: .init(buffer: ByteBuffer(bytes: reply.body)))
         } else {
+            // The endpoint's own head (a response not stored): frame it for the collected body.
             self.init(status: status, headers: headers, body: .init(buffer: ByteBuffer(bytes: reply.body)))
         }
     }
