@@ -80,6 +80,8 @@ public struct HTTPCacheContext: Sendable {
     let flight: MissCoalescer.Flight?
     let requestFields: HTTPFields
     let ifNoneMatch: IfNoneMatch?
+    /// `If-Modified-Since` in seconds since the epoch, when it applies (no `If-None-Match`).
+    let ifModifiedSince: Int64?
 
     /// Whether the request is a miss to store, so that the body (up to ``maxBodySize`` bytes)
     /// is worth collecting. ``HTTPResponseCache/shouldCollectBody(_:response:)`` also checks the

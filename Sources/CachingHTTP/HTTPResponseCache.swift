@@ -180,7 +180,16 @@ public struct HTTPResponseCache: Sendable {
         let ifNoneMatch = fields.contains(.ifNoneMatch) ? IfNoneMatch(fields: fields) : nil
         let remaining = stored.remainingMilliseconds(now: now)
         var head = HTTPResponse(status: .init(code: stored.status, reasonPhrase: stored.reasonPhrase))
-        if let ifNoneMatch, Self.isSuccess(stored.status), ifNoneMatch.matches(stored.etag) {
+        let notModified: Bool
+        if let ifNoneMatch {
+            notModified = ifNoneMatch.matches(stored.etag)
+        } else if let since = Self.ifModifiedSince(request, now: now) {
+            // Only without If-None-Match (RFC 9110 §13.2.2), against the endpoint's Last-Modified.
+            notModified = stored.fields[.lastModified].flatMap { HTTPDate.secondsSinceEpoch($0, now: now / 1000) }.map { $0 <= since } ?? false
+        } else {
+            notModified = false
+        }
+        if notModified, Self.isSuccess(stored.status) {
             metrics.notModified.increment()
             head.status = .notModified
             head.headerFields = notModifiedFields(from: stored.fields)
@@ -258,7 +267,15 @@ public struct HTTPResponseCache: Sendable {
         }
 
         var head = response
-        if let ifNoneMatch = context.ifNoneMatch, ifNoneMatch.matches(etag) {
+        let notModified: Bool
+        if let ifNoneMatch = context.ifNoneMatch {
+            notModified = ifNoneMatch.matches(etag)
+        } else if let since = context.ifModifiedSince {
+            notModified = response.headerFields[.lastModified].flatMap { HTTPDate.secondsSinceEpoch($0, now: now / 1000) }.map { $0 <= since } ?? false
+        } else {
+            notModified = false
+        }
+        if notModified {
             head.status = .notModified
             head.headerFields = notModifiedFields(from: response.headerFields)
             decorate(&head.headerFields, etag: etag, remainingMilliseconds: ttlMilliseconds, extra: extra, status: .miss, replacing: true)
@@ -451,6 +468,16 @@ extension HTTPResponseCache {
 
     func isCachedMethod(_ method: HTTPRequest.Method) -> Bool { policy.methods.contains(method) }
 
+    /// The request's `If-Modified-Since` in seconds since the epoch, when it counts: a GET or
+    /// HEAD with exactly one valid HTTP-date (RFC 9110 §13.1.3). The caller checks that
+    /// `If-None-Match` is absent.
+    static func ifModifiedSince(_ request: HTTPRequest, now: Int64) -> Int64? {
+        guard request.method == .get || request.method == .head else { return nil }
+        let values = request.headerFields[values: .ifModifiedSince]
+        guard values.count == 1, let value = values.first else { return nil }
+        return HTTPDate.secondsSinceEpoch(value, now: now / 1000)
+    }
+
     static func methodClass(_ method: HTTPRequest.Method) -> String {
         method == .head ? "GET" : method.rawValue
     }
@@ -464,6 +491,7 @@ extension HTTPResponseCache {
             flight: flight,
             requestFields: mode == .store ? request.headerFields : HTTPFields(),
             ifNoneMatch: mode == .store && request.headerFields.contains(.ifNoneMatch) ? IfNoneMatch(fields: request.headerFields) : nil,
+            ifModifiedSince: mode == .store && !request.headerFields.contains(.ifNoneMatch) ? Self.ifModifiedSince(request, now: clock.now()) : nil,
             maxBodySize: policy.maxBodySize
         )
     }
