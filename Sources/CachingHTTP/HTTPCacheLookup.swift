@@ -30,6 +30,9 @@ public enum HTTPCacheLookup: Sendable {
 public enum HTTPCacheStatus: String, Sendable, Hashable {
     /// Answered from the cache (including a `304` from a stored response).
     case hit = "HIT"
+    /// Answered from a stale stored response, within the policy's
+    /// ``HTTPCachePolicy/staleWhileRevalidate`` window, while another request revalidates it.
+    case stale = "STALE"
     /// Computed by the endpoint (and stored when it could be).
     case miss = "MISS"
     /// The request asked not to use the cache (`no-store`) or carried credentials or cookies

@@ -5,7 +5,7 @@ import Metrics
 ///
 /// | label | dimensions |
 /// |---|---|
-/// | `http.cache.requests` | `result`: `hit`, `not_modified`, `miss`, `bypass`, `coalesced` |
+/// | `http.cache.requests` | `result`: `hit`, `not_modified`, `miss`, `bypass`, `coalesced`, `stale` |
 /// | `http.cache.stores` | `result`: `stored`, `skipped` |
 /// | `http.cache.errors` | `operation`: `lookup`, `store`, `decode` |
 ///
@@ -18,6 +18,7 @@ struct HTTPCacheMetrics: Sendable {
     let misses: Counter
     let bypasses: Counter
     let coalesced: Counter
+    let stale: Counter
     let stored: Counter
     let skipped: Counter
     let lookupErrors: Counter
@@ -35,6 +36,7 @@ struct HTTPCacheMetrics: Sendable {
         misses = counter("http.cache.requests", [("result", "miss")])
         bypasses = counter("http.cache.requests", [("result", "bypass")])
         coalesced = counter("http.cache.requests", [("result", "coalesced")])
+        stale = counter("http.cache.requests", [("result", "stale")])
         stored = counter("http.cache.stores", [("result", "stored")])
         skipped = counter("http.cache.stores", [("result", "skipped")])
         lookupErrors = counter("http.cache.errors", [("operation", "lookup")])

@@ -58,7 +58,11 @@ public struct HTTPCachePolicy: Sendable {
     public var visibility: Visibility?
     /// `s-maxage` sent to clients (a shared cache's freshness), or `nil`.
     public var sharedMaxAge: Duration?
-    /// `stale-while-revalidate` sent to clients, or `nil`.
+    /// `stale-while-revalidate`: sent to clients, and honoured by this cache. A response is
+    /// kept this long past its freshness; a request for it in that window is answered by the
+    /// endpoint and stored afresh, while concurrent requests for the same key get the stale
+    /// response at once (`X-Cache: STALE`) instead of waiting. Responses marked
+    /// `must-revalidate` are never served stale. `nil` (the default) serves nothing stale.
     public var staleWhileRevalidate: Duration?
     /// The header that says `HIT`, `MISS` or `BYPASS`. Default: `X-Cache`.
     public var cacheStatusHeader: HTTPField.Name

@@ -153,9 +153,8 @@ public struct HTTPResponseCache: Sendable {
         }
 
         let now = clock.now()
-        guard let stored = found, stored.remainingMilliseconds(now: now) > 0,
-            Self.satisfies(directives, stored: stored, now: now)
-        else {
+        /// The request is answered by the endpoint (possibly after waiting for a concurrent miss).
+        func miss() async -> HTTPCacheLookup {
             if directives.onlyIfCached {
                 metrics.misses.increment()
                 return .respond(gatewayTimeout())
@@ -176,6 +175,23 @@ public struct HTTPResponseCache: Sendable {
                 return await lookup(request, resourceKey: resourceKey, logger: logger, coalescing: false)
             }
         }
+        guard let stored = found, Self.satisfies(directives, stored: stored, now: now) else { return await miss() }
+        var status = HTTPCacheStatus.hit
+        if stored.remainingMilliseconds(now: now) <= 0 {
+            // Stale. Within the policy's stale-while-revalidate window, one request revalidates
+            // (calls the endpoint and stores afresh) while the others get the stale response.
+            guard !directives.onlyIfCached, isServableStale(stored, now: now) else { return await miss() }
+            if missMode == .store {
+                if case .leader(let flight) = coalescer.join(key) {
+                    metrics.misses.increment()
+                    logger.debug("HTTP cache: revalidating a stale response", metadata: ["http.cache.reason": "stale-while-revalidate"])
+                    return .forward(context(.store, request, key: key, flight: flight))
+                }
+            } else if !coalescer.isInFlight(key) {
+                return await miss()
+            }
+            status = .stale
+        }
 
         let ifNoneMatch = fields.contains(.ifNoneMatch) ? IfNoneMatch(fields: fields) : nil
         let remaining = stored.remainingMilliseconds(now: now)
@@ -193,17 +209,17 @@ public struct HTTPResponseCache: Sendable {
             metrics.notModified.increment()
             head.status = .notModified
             head.headerFields = notModifiedFields(from: stored.fields)
-            decorate(&head.headerFields, etag: stored.etag, remainingMilliseconds: remaining, extra: stored.extraCacheControl, status: .hit)
+            decorate(&head.headerFields, etag: stored.etag, remainingMilliseconds: remaining, extra: stored.extraCacheControl, status: status)
             // The length of the representation (RFC 9110 §8.6), so frameworks do not add `0`.
             head.headerFields.append(HTTPField(name: .contentLength, value: String(stored.body.count)))
-            return .respond(HTTPCacheReply(response: head, body: [], cacheStatus: .hit))
+            return .respond(HTTPCacheReply(response: head, body: [], cacheStatus: status))
         }
-        metrics.hits.increment()
+        if status == .stale { metrics.stale.increment() } else { metrics.hits.increment() }
         head.headerFields = stored.fields
-        decorate(&head.headerFields, etag: stored.etag, remainingMilliseconds: remaining, extra: stored.extraCacheControl, status: .hit)
+        decorate(&head.headerFields, etag: stored.etag, remainingMilliseconds: remaining, extra: stored.extraCacheControl, status: status)
         // Stored headers never hold Content-Length, so appending is enough (and cheaper).
         head.headerFields.append(HTTPField(name: .contentLength, value: String(stored.body.count)))
-        return .respond(HTTPCacheReply(response: head, body: isHead ? [] : stored.body, cacheStatus: .hit))
+        return .respond(HTTPCacheReply(response: head, body: isHead ? [] : stored.body, cacheStatus: status))
     }
 
     // MARK: - After the endpoint
@@ -250,12 +266,14 @@ public struct HTTPResponseCache: Sendable {
             etag: etag,
             extraCacheControl: extra
         )
+        // Kept past freshness for the stale-while-revalidate window.
+        let storedTTL = policy.staleWhileRevalidate.map { ttl + max(.zero, $0) } ?? ttl
         do {
             if varyNames.isEmpty {
-                try await storage.set(record.serialized(), forKey: context.key, ttl: ttl)
+                try await storage.set(record.serialized(), forKey: context.key, ttl: storedTTL)
             } else {
-                try await storage.set(StoredRecord.serializeVary(varyNames), forKey: context.key, ttl: ttl)
-                try await storage.set(record.serialized(), forKey: Self.variantKey(context.key, names: varyNames, fields: context.requestFields), ttl: ttl)
+                try await storage.set(StoredRecord.serializeVary(varyNames), forKey: context.key, ttl: storedTTL)
+                try await storage.set(record.serialized(), forKey: Self.variantKey(context.key, names: varyNames, fields: context.requestFields), ttl: storedTTL)
             }
             metrics.stored.increment()
         } catch {
@@ -467,6 +485,15 @@ extension HTTPResponseCache {
     }
 
     func isCachedMethod(_ method: HTTPRequest.Method) -> Bool { policy.methods.contains(method) }
+
+    /// Whether a stale response may still be served while another request revalidates it:
+    /// within the policy's `stale-while-revalidate` window, and not marked `must-revalidate`
+    /// or `proxy-revalidate` by the endpoint.
+    func isServableStale(_ stored: StoredResponse, now: Int64) -> Bool {
+        guard let window = policy.staleWhileRevalidate, window > .zero else { return false }
+        guard -stored.remainingMilliseconds(now: now) < Self.milliseconds(window) else { return false }
+        return !stored.extraCacheControl.contains { $0.name == "must-revalidate" || $0.name == "proxy-revalidate" }
+    }
 
     /// The request's `If-Modified-Since` in seconds since the epoch, when it counts: a GET or
     /// HEAD with exactly one valid HTTP-date (RFC 9110 §13.1.3). The caller checks that

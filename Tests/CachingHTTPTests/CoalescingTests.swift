@@ -208,3 +208,85 @@ func eventually(_ what: Comment, within limit: Duration = .seconds(10), _ condit
         _ = try await leader.value
     }
 }
+
+/// `stale-while-revalidate`: one request revalidates a stale response while the others get
+/// it at once.
+@Suite(.timeLimit(.minutes(1))) struct StaleWhileRevalidateTests {
+    let clock = ManualWallClock()
+    let calls = CallCounter()
+    let metrics = TestMetrics()
+
+    func makeCache(swr: Duration? = .seconds(30)) -> HTTPResponseCache {
+        HTTPResponseCache(
+            cache: CacheFront(backend: makeBackend(), prefix: "test"),
+            policy: HTTPCachePolicy(ttl: .seconds(10), staleWhileRevalidate: swr), metricsFactory: metrics, clock: clock.clock
+        )
+    }
+
+    func version(_ fields: HTTPFields = [:]) -> () async throws -> (HTTPResponse, [UInt8]) {
+        { [calls] in (HTTPResponse(status: .ok, headerFields: fields), Array("v\(calls.next())".utf8)) }
+    }
+
+    @Test func oneRevalidatesWhileOthersGetTheStaleResponse() async throws {
+        let cache = makeCache()
+        _ = try await cache.respond(to: request("/a"), compute: version())
+        clock.advance(by: .seconds(15))  // stale, 5 s into the 30 s window
+        let gate = Gate()
+        let calls = self.calls
+        let revalidation = Task {
+            try await cache.respond(to: request("/a")) {
+                await gate.wait()
+                return (HTTPResponse(status: .ok), Array("v\(calls.next())".utf8))
+            }
+        }
+        try await eventually("the revalidation starts") { cache.coalescer.isInFlight("GET /a") }
+        let stale = try await cache.respond(to: request("/a"), compute: version())
+        #expect(stale.cacheStatus == .stale && stale.body == Array("v1".utf8))
+        #expect(stale.response.headerFields[HTTPField.Name("X-Cache")!] == "STALE")
+        #expect(stale.response.headerFields[.cacheControl] == "stale-while-revalidate=30, max-age=0")
+        gate.open()
+        let fresh = try await revalidation.value
+        #expect(fresh.cacheStatus == .miss && fresh.body == Array("v2".utf8))
+        let hit = try await cache.respond(to: request("/a"), compute: version())
+        #expect(hit.cacheStatus == .hit && hit.body == Array("v2".utf8))
+        #expect(calls.value == 2)
+        #expect(try metrics.expectCounter("http.cache.requests", [("namespace", "http"), ("result", "stale")]).totalValue == 1)
+    }
+
+    @Test func beyondTheWindowIsAMiss() async throws {
+        let cache = makeCache()
+        _ = try await cache.respond(to: request("/a"), compute: version())
+        clock.advance(by: .seconds(41))
+        let reply = try await cache.respond(to: request("/a"), compute: version())
+        #expect(reply.cacheStatus == .miss && reply.body == Array("v2".utf8))
+    }
+
+    @Test func withoutAWindowStaleIsAMiss() async throws {
+        let cache = makeCache(swr: nil)
+        _ = try await cache.respond(to: request("/a"), compute: version())
+        clock.advance(by: .seconds(11))
+        let reply = try await cache.respond(to: request("/a"), compute: version())
+        #expect(reply.cacheStatus == .miss && reply.body == Array("v2".utf8))
+    }
+
+    @Test func mustRevalidateIsNeverServedStale() async throws {
+        let cache = makeCache()
+        _ = try await cache.respond(to: request("/a"), compute: version([.cacheControl: "must-revalidate"]))
+        clock.advance(by: .seconds(15))
+        let gate = Gate()
+        let calls = self.calls
+        let first = Task {
+            try await cache.respond(to: request("/a")) {
+                await gate.wait()
+                return (HTTPResponse(status: .ok, headerFields: [.cacheControl: "must-revalidate"]), Array("v\(calls.next())".utf8))
+            }
+        }
+        try await eventually("the first request computes") { cache.coalescer.isInFlight("GET /a") }
+        let waiting = Task { try await cache.respond(to: request("/a"), compute: version()) }
+        try await eventually("the second waits instead of getting a stale response") { cache.coalescer.waiterCount("GET /a") == 1 }
+        gate.open()
+        #expect(try await first.value.body == Array("v2".utf8))
+        let second = try await waiting.value
+        #expect(second.cacheStatus == .hit && second.body == Array("v2".utf8))
+    }
+}
