@@ -96,7 +96,7 @@ public struct HTTPResponseCache: Sendable {
     ///   - request: The request head.
     ///   - logger: The request's logger, or `nil` for the cache's own.
     /// - Returns: A reply to send at once, or a context for calling the endpoint.
-    public func lookup(_ request: HTTPRequest, logger: Logger? = nil) async -> HTTPCacheLookup {
+    nonisolated(nonsending) public func lookup(_ request: HTTPRequest, logger: Logger? = nil) async -> HTTPCacheLookup {
         guard isCachedMethod(request.method) else { return .forward(context(.ignore, request)) }
         return await lookup(request, resourceKey: policy.keyBuilder(request), logger: logger)
     }
@@ -108,11 +108,11 @@ public struct HTTPResponseCache: Sendable {
     ///   - resourceKey: The resource part of the key, or `nil` to leave the request uncached.
     ///   - logger: The request's logger, or `nil` for the cache's own.
     /// - Returns: A reply to send at once, or a context for calling the endpoint.
-    public func lookup(_ request: HTTPRequest, resourceKey: String?, logger: Logger? = nil) async -> HTTPCacheLookup {
+    nonisolated(nonsending) public func lookup(_ request: HTTPRequest, resourceKey: String?, logger: Logger? = nil) async -> HTTPCacheLookup {
         await lookup(request, resourceKey: resourceKey, logger: logger ?? self.logger, coalescing: policy.coalescesMisses)
     }
 
-    private func lookup(_ request: HTTPRequest, resourceKey: String?, logger: Logger, coalescing: Bool) async -> HTTPCacheLookup {
+    nonisolated(nonsending) private func lookup(_ request: HTTPRequest, resourceKey: String?, logger: Logger, coalescing: Bool) async -> HTTPCacheLookup {
         guard isCachedMethod(request.method) else { return .forward(context(.ignore, request)) }
         let fields = request.headerFields
         let directives = fields.contains(.cacheControl) ? HTTPCacheControl(parsing: fields) : HTTPCacheControl()
@@ -435,7 +435,7 @@ extension HTTPResponseCache {
 
     /// Reads the stored response for `key`, following a Vary record to the request's variant.
     /// Entries that cannot be decoded are deleted and read as misses.
-    func read(_ key: String, request: HTTPRequest, logger: Logger) async throws -> StoredResponse? {
+    nonisolated(nonsending) func read(_ key: String, request: HTTPRequest, logger: Logger) async throws -> StoredResponse? {
         guard let bytes = try await storage.get(key, as: [UInt8].self) else { return nil }
         switch try await decode(bytes, key: key, logger: logger) {
         case .response(let response):
@@ -450,7 +450,7 @@ extension HTTPResponseCache {
         }
     }
 
-    private func decode(_ bytes: [UInt8], key: String, logger: Logger) async throws -> StoredRecord? {
+    nonisolated(nonsending) private func decode(_ bytes: [UInt8], key: String, logger: Logger) async throws -> StoredRecord? {
         do {
             return try StoredRecord(serialized: bytes)
         } catch {

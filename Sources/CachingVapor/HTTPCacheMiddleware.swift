@@ -108,7 +108,7 @@ public struct HTTPCacheMiddleware: AsyncMiddleware {
         return try await respond(to: request, method: method) { request in try await next.respond(to: request) }
     }
 
-    private func respond(
+    nonisolated(nonsending) private func respond(
         to request: Request,
         method: HTTPRequest.Method,
         next: @Sendable (Request) async throws -> Response
