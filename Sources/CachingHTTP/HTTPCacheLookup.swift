@@ -30,6 +30,9 @@ public enum HTTPCacheLookup: Sendable {
 public enum HTTPCacheStatus: String, Sendable, Hashable {
     /// Answered from the cache (including a `304` from a stored response).
     case hit = "HIT"
+    /// Answered from a stale stored response, within the policy's
+    /// ``HTTPCachePolicy/staleWhileRevalidate`` window, while another request revalidates it.
+    case stale = "STALE"
     /// Computed by the endpoint (and stored when it could be).
     case miss = "MISS"
     /// The request asked not to use the cache (`no-store`) or carried credentials or cookies
@@ -75,8 +78,13 @@ public struct HTTPCacheContext: Sendable {
     let mode: Mode
     /// The key of the resource (method class and resource key), empty unless `mode == .store`.
     let key: String
+    /// The claim of a coalescing leader: concurrent requests for `key` wait until it lands
+    /// (when the response is stored or passed through, or when this context is released).
+    let flight: MissCoalescer.Flight?
     let requestFields: HTTPFields
     let ifNoneMatch: IfNoneMatch?
+    /// `If-Modified-Since` in seconds since the epoch, when it applies (no `If-None-Match`).
+    let ifModifiedSince: Int64?
 
     /// Whether the request is a miss to store, so that the body (up to ``maxBodySize`` bytes)
     /// is worth collecting. ``HTTPResponseCache/shouldCollectBody(_:response:)`` also checks the

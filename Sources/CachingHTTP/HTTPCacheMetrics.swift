@@ -5,17 +5,20 @@ import Metrics
 ///
 /// | label | dimensions |
 /// |---|---|
-/// | `http.cache.requests` | `result`: `hit`, `not_modified`, `miss`, `bypass` |
+/// | `http.cache.requests` | `result`: `hit`, `not_modified`, `miss`, `bypass`, `coalesced`, `stale` |
 /// | `http.cache.stores` | `result`: `stored`, `skipped` |
 /// | `http.cache.errors` | `operation`: `lookup`, `store`, `decode` |
 ///
 /// `http.cache.errors` counts backend failures the cache absorbed (fail-open): the request was
-/// served uncached.
+/// served uncached. `coalesced` counts requests that waited for a concurrent miss of the same
+/// key; each is then counted again as the `hit` (or `miss`) it ended as.
 struct HTTPCacheMetrics: Sendable {
     let hits: Counter
     let notModified: Counter
     let misses: Counter
     let bypasses: Counter
+    let coalesced: Counter
+    let stale: Counter
     let stored: Counter
     let skipped: Counter
     let lookupErrors: Counter
@@ -32,6 +35,8 @@ struct HTTPCacheMetrics: Sendable {
         notModified = counter("http.cache.requests", [("result", "not_modified")])
         misses = counter("http.cache.requests", [("result", "miss")])
         bypasses = counter("http.cache.requests", [("result", "bypass")])
+        coalesced = counter("http.cache.requests", [("result", "coalesced")])
+        stale = counter("http.cache.requests", [("result", "stale")])
         stored = counter("http.cache.stores", [("result", "stored")])
         skipped = counter("http.cache.stores", [("result", "skipped")])
         lookupErrors = counter("http.cache.errors", [("operation", "lookup")])

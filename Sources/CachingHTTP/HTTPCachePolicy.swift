@@ -58,7 +58,11 @@ public struct HTTPCachePolicy: Sendable {
     public var visibility: Visibility?
     /// `s-maxage` sent to clients (a shared cache's freshness), or `nil`.
     public var sharedMaxAge: Duration?
-    /// `stale-while-revalidate` sent to clients, or `nil`.
+    /// `stale-while-revalidate`: sent to clients, and honoured by this cache. A response is
+    /// kept this long past its freshness; a request for it in that window is answered by the
+    /// endpoint and stored afresh, while concurrent requests for the same key get the stale
+    /// response at once (`X-Cache: STALE`) instead of waiting. Responses marked
+    /// `must-revalidate` are never served stale. `nil` (the default) serves nothing stale.
     public var staleWhileRevalidate: Duration?
     /// The header that says `HIT`, `MISS` or `BYPASS`. Default: `X-Cache`.
     public var cacheStatusHeader: HTTPField.Name
@@ -79,6 +83,15 @@ public struct HTTPCachePolicy: Sendable {
     /// Store non-2xx responses (redirects, 404s, errors). Default: `false`. Even when on, 1xx,
     /// `206 Partial Content` and `304 Not Modified` are never stored.
     public var storesNonSuccessResponses: Bool
+    /// Coalesce concurrent misses: while one request computes a key that is not cached, other
+    /// requests for the same key in this process wait for it and are answered from what it
+    /// stored, so a cold or expired URL under load calls the endpoint once. A waiter whose
+    /// response turns out not storable (or another `Vary` variant) computes its own.
+    /// Default: `true`.
+    public var coalescesMisses: Bool
+    /// The longest a request waits for a concurrent miss before computing its own.
+    /// Default: 30 seconds.
+    public var coalescingTimeout: Duration
 
     /// Makes a policy.
     /// - Parameters:
@@ -116,6 +129,8 @@ public struct HTTPCachePolicy: Sendable {
         self.cachesRequestsWithCookies = false
         self.storesPrivateResponses = false
         self.storesNonSuccessResponses = false
+        self.coalescesMisses = true
+        self.coalescingTimeout = .seconds(30)
     }
 
     /// The default resource key: the path, then `?` and the query parameters stably sorted by

@@ -52,6 +52,8 @@ public struct HTTPResponseCache: Sendable {
     /// that does not change between answers, rendered once (`"public, s-maxage=600, "`), so a
     /// hit only appends `max-age`.
     let fixedCacheControlPrefix: String
+    /// The misses being computed, for ``HTTPCachePolicy/coalescesMisses``.
+    let coalescer = MissCoalescer()
 
     /// Makes an HTTP response cache.
     ///
@@ -94,7 +96,7 @@ public struct HTTPResponseCache: Sendable {
     ///   - request: The request head.
     ///   - logger: The request's logger, or `nil` for the cache's own.
     /// - Returns: A reply to send at once, or a context for calling the endpoint.
-    public func lookup(_ request: HTTPRequest, logger: Logger? = nil) async -> HTTPCacheLookup {
+    nonisolated(nonsending) public func lookup(_ request: HTTPRequest, logger: Logger? = nil) async -> HTTPCacheLookup {
         guard isCachedMethod(request.method) else { return .forward(context(.ignore, request)) }
         return await lookup(request, resourceKey: policy.keyBuilder(request), logger: logger)
     }
@@ -106,8 +108,11 @@ public struct HTTPResponseCache: Sendable {
     ///   - resourceKey: The resource part of the key, or `nil` to leave the request uncached.
     ///   - logger: The request's logger, or `nil` for the cache's own.
     /// - Returns: A reply to send at once, or a context for calling the endpoint.
-    public func lookup(_ request: HTTPRequest, resourceKey: String?, logger: Logger? = nil) async -> HTTPCacheLookup {
-        let logger = logger ?? self.logger
+    nonisolated(nonsending) public func lookup(_ request: HTTPRequest, resourceKey: String?, logger: Logger? = nil) async -> HTTPCacheLookup {
+        await lookup(request, resourceKey: resourceKey, logger: logger ?? self.logger, coalescing: policy.coalescesMisses)
+    }
+
+    nonisolated(nonsending) private func lookup(_ request: HTTPRequest, resourceKey: String?, logger: Logger, coalescing: Bool) async -> HTTPCacheLookup {
         guard isCachedMethod(request.method) else { return .forward(context(.ignore, request)) }
         let fields = request.headerFields
         let directives = fields.contains(.cacheControl) ? HTTPCacheControl(parsing: fields) : HTTPCacheControl()
@@ -148,32 +153,73 @@ public struct HTTPResponseCache: Sendable {
         }
 
         let now = clock.now()
-        guard let stored = found, stored.remainingMilliseconds(now: now) > 0,
-            Self.satisfies(directives, stored: stored, now: now)
-        else {
-            metrics.misses.increment()
-            if directives.onlyIfCached { return .respond(gatewayTimeout()) }
-            return .forward(context(missMode, request, key: key))
+        /// The request is answered by the endpoint (possibly after waiting for a concurrent miss).
+        func miss() async -> HTTPCacheLookup {
+            if directives.onlyIfCached {
+                metrics.misses.increment()
+                return .respond(gatewayTimeout())
+            }
+            guard coalescing, missMode == .store else {
+                metrics.misses.increment()
+                return .forward(context(missMode, request, key: key))
+            }
+            switch coalescer.join(key) {
+            case .leader(let flight):
+                metrics.misses.increment()
+                return .forward(context(.store, request, key: key, flight: flight))
+            case .follower:
+                // Another request computes this key: wait for it, then read what it stored.
+                metrics.coalesced.increment()
+                logger.debug("HTTP cache: waiting for a concurrent miss", metadata: ["http.cache.reason": "coalesced"])
+                _ = await coalescer.wait(for: key, timeout: policy.coalescingTimeout)
+                return await lookup(request, resourceKey: resourceKey, logger: logger, coalescing: false)
+            }
+        }
+        guard let stored = found, Self.satisfies(directives, stored: stored, now: now) else { return await miss() }
+        var status = HTTPCacheStatus.hit
+        if stored.remainingMilliseconds(now: now) <= 0 {
+            // Stale. Within the policy's stale-while-revalidate window, one request revalidates
+            // (calls the endpoint and stores afresh) while the others get the stale response.
+            guard !directives.onlyIfCached, isServableStale(stored, now: now) else { return await miss() }
+            if missMode == .store {
+                if case .leader(let flight) = coalescer.join(key) {
+                    metrics.misses.increment()
+                    logger.debug("HTTP cache: revalidating a stale response", metadata: ["http.cache.reason": "stale-while-revalidate"])
+                    return .forward(context(.store, request, key: key, flight: flight))
+                }
+            } else if !coalescer.isInFlight(key) {
+                return await miss()
+            }
+            status = .stale
         }
 
         let ifNoneMatch = fields.contains(.ifNoneMatch) ? IfNoneMatch(fields: fields) : nil
         let remaining = stored.remainingMilliseconds(now: now)
         var head = HTTPResponse(status: .init(code: stored.status, reasonPhrase: stored.reasonPhrase))
-        if let ifNoneMatch, Self.isSuccess(stored.status), ifNoneMatch.matches(stored.etag) {
+        let notModified: Bool
+        if let ifNoneMatch {
+            notModified = ifNoneMatch.matches(stored.etag)
+        } else if let since = Self.ifModifiedSince(request, now: now) {
+            // Only without If-None-Match (RFC 9110 §13.2.2), against the endpoint's Last-Modified.
+            notModified = stored.fields[.lastModified].flatMap { HTTPDate.secondsSinceEpoch($0, now: now / 1000) }.map { $0 <= since } ?? false
+        } else {
+            notModified = false
+        }
+        if notModified, Self.isSuccess(stored.status) {
             metrics.notModified.increment()
             head.status = .notModified
             head.headerFields = notModifiedFields(from: stored.fields)
-            decorate(&head.headerFields, etag: stored.etag, remainingMilliseconds: remaining, extra: stored.extraCacheControl, status: .hit)
+            decorate(&head.headerFields, etag: stored.etag, remainingMilliseconds: remaining, extra: stored.extraCacheControl, status: status)
             // The length of the representation (RFC 9110 §8.6), so frameworks do not add `0`.
             head.headerFields.append(HTTPField(name: .contentLength, value: String(stored.body.count)))
-            return .respond(HTTPCacheReply(response: head, body: [], cacheStatus: .hit))
+            return .respond(HTTPCacheReply(response: head, body: [], cacheStatus: status))
         }
-        metrics.hits.increment()
+        if status == .stale { metrics.stale.increment() } else { metrics.hits.increment() }
         head.headerFields = stored.fields
-        decorate(&head.headerFields, etag: stored.etag, remainingMilliseconds: remaining, extra: stored.extraCacheControl, status: .hit)
+        decorate(&head.headerFields, etag: stored.etag, remainingMilliseconds: remaining, extra: stored.extraCacheControl, status: status)
         // Stored headers never hold Content-Length, so appending is enough (and cheaper).
         head.headerFields.append(HTTPField(name: .contentLength, value: String(stored.body.count)))
-        return .respond(HTTPCacheReply(response: head, body: isHead ? [] : stored.body, cacheStatus: .hit))
+        return .respond(HTTPCacheReply(response: head, body: isHead ? [] : stored.body, cacheStatus: status))
     }
 
     // MARK: - After the endpoint
@@ -194,6 +240,8 @@ public struct HTTPResponseCache: Sendable {
         guard context.mode == .store else {
             return HTTPCacheReply(response: passThrough(context, response: response, logger: logger), body: body, cacheStatus: context.cacheStatus ?? .miss)
         }
+        // Waiting requests read the cache once this returns: stored, skipped or failed.
+        defer { context.flight?.land() }
         let decision = storability(of: response, bodySize: body.count)
         guard case .store(let ttl, let varyNames, let extra) = decision else {
             if case .skip(let reason) = decision {
@@ -218,12 +266,14 @@ public struct HTTPResponseCache: Sendable {
             etag: etag,
             extraCacheControl: extra
         )
+        // Kept past freshness for the stale-while-revalidate window.
+        let storedTTL = policy.staleWhileRevalidate.map { ttl + max(.zero, $0) } ?? ttl
         do {
             if varyNames.isEmpty {
-                try await storage.set(record.serialized(), forKey: context.key, ttl: ttl)
+                try await storage.set(record.serialized(), forKey: context.key, ttl: storedTTL)
             } else {
-                try await storage.set(StoredRecord.serializeVary(varyNames), forKey: context.key, ttl: ttl)
-                try await storage.set(record.serialized(), forKey: Self.variantKey(context.key, names: varyNames, fields: context.requestFields), ttl: ttl)
+                try await storage.set(StoredRecord.serializeVary(varyNames), forKey: context.key, ttl: storedTTL)
+                try await storage.set(record.serialized(), forKey: Self.variantKey(context.key, names: varyNames, fields: context.requestFields), ttl: storedTTL)
             }
             metrics.stored.increment()
         } catch {
@@ -235,7 +285,15 @@ public struct HTTPResponseCache: Sendable {
         }
 
         var head = response
-        if let ifNoneMatch = context.ifNoneMatch, ifNoneMatch.matches(etag) {
+        let notModified: Bool
+        if let ifNoneMatch = context.ifNoneMatch {
+            notModified = ifNoneMatch.matches(etag)
+        } else if let since = context.ifModifiedSince {
+            notModified = response.headerFields[.lastModified].flatMap { HTTPDate.secondsSinceEpoch($0, now: now / 1000) }.map { $0 <= since } ?? false
+        } else {
+            notModified = false
+        }
+        if notModified {
             head.status = .notModified
             head.headerFields = notModifiedFields(from: response.headerFields)
             decorate(&head.headerFields, etag: etag, remainingMilliseconds: ttlMilliseconds, extra: extra, status: .miss, replacing: true)
@@ -271,6 +329,7 @@ public struct HTTPResponseCache: Sendable {
     /// - Returns: The head to send.
     public func passThrough(_ context: HTTPCacheContext, response: HTTPResponse, logger: Logger? = nil) -> HTTPResponse {
         guard let status = context.cacheStatus else { return response }
+        context.flight?.land()
         if context.mode == .store {
             metrics.skipped.increment()
             let reason: String
@@ -376,7 +435,7 @@ extension HTTPResponseCache {
 
     /// Reads the stored response for `key`, following a Vary record to the request's variant.
     /// Entries that cannot be decoded are deleted and read as misses.
-    func read(_ key: String, request: HTTPRequest, logger: Logger) async throws -> StoredResponse? {
+    nonisolated(nonsending) func read(_ key: String, request: HTTPRequest, logger: Logger) async throws -> StoredResponse? {
         guard let bytes = try await storage.get(key, as: [UInt8].self) else { return nil }
         switch try await decode(bytes, key: key, logger: logger) {
         case .response(let response):
@@ -391,7 +450,7 @@ extension HTTPResponseCache {
         }
     }
 
-    private func decode(_ bytes: [UInt8], key: String, logger: Logger) async throws -> StoredRecord? {
+    nonisolated(nonsending) private func decode(_ bytes: [UInt8], key: String, logger: Logger) async throws -> StoredRecord? {
         do {
             return try StoredRecord(serialized: bytes)
         } catch {
@@ -427,18 +486,39 @@ extension HTTPResponseCache {
 
     func isCachedMethod(_ method: HTTPRequest.Method) -> Bool { policy.methods.contains(method) }
 
+    /// Whether a stale response may still be served while another request revalidates it:
+    /// within the policy's `stale-while-revalidate` window, and not marked `must-revalidate`
+    /// or `proxy-revalidate` by the endpoint.
+    func isServableStale(_ stored: StoredResponse, now: Int64) -> Bool {
+        guard let window = policy.staleWhileRevalidate, window > .zero else { return false }
+        guard -stored.remainingMilliseconds(now: now) < Self.milliseconds(window) else { return false }
+        return !stored.extraCacheControl.contains { $0.name == "must-revalidate" || $0.name == "proxy-revalidate" }
+    }
+
+    /// The request's `If-Modified-Since` in seconds since the epoch, when it counts: a GET or
+    /// HEAD with exactly one valid HTTP-date (RFC 9110 §13.1.3). The caller checks that
+    /// `If-None-Match` is absent.
+    static func ifModifiedSince(_ request: HTTPRequest, now: Int64) -> Int64? {
+        guard request.method == .get || request.method == .head else { return nil }
+        let values = request.headerFields[values: .ifModifiedSince]
+        guard values.count == 1, let value = values.first else { return nil }
+        return HTTPDate.secondsSinceEpoch(value, now: now / 1000)
+    }
+
     static func methodClass(_ method: HTTPRequest.Method) -> String {
         method == .head ? "GET" : method.rawValue
     }
 
     static func isSuccess(_ code: Int) -> Bool { (200..<300).contains(code) }
 
-    func context(_ mode: HTTPCacheContext.Mode, _ request: HTTPRequest, key: String = "") -> HTTPCacheContext {
+    func context(_ mode: HTTPCacheContext.Mode, _ request: HTTPRequest, key: String = "", flight: MissCoalescer.Flight? = nil) -> HTTPCacheContext {
         HTTPCacheContext(
             mode: mode,
             key: key,
+            flight: flight,
             requestFields: mode == .store ? request.headerFields : HTTPFields(),
             ifNoneMatch: mode == .store && request.headerFields.contains(.ifNoneMatch) ? IfNoneMatch(fields: request.headerFields) : nil,
+            ifModifiedSince: mode == .store && !request.headerFields.contains(.ifNoneMatch) ? Self.ifModifiedSince(request, now: clock.now()) : nil,
             maxBodySize: policy.maxBodySize
         )
     }

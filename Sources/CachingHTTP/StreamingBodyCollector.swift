@@ -82,6 +82,13 @@ public final class StreamingBodyCollector<Chunk: Sendable>: Sendable {
         public func finish(trailers: HTTPFields? = nil) {
             collector.finish(trailers: trailers)
         }
+
+        /// Ends the body with an error: the outcome becomes `.failed`, or the remainder's
+        /// ``Remainder/next()`` throws it. For producers that report an error through their
+        /// writer rather than by throwing (Vapor's `.error` stream result).
+        public func fail(_ error: any Error) {
+            collector.fail(error)
+        }
     }
 
     enum Phase {

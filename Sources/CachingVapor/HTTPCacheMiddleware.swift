@@ -29,10 +29,13 @@ public import Vapor
 /// app.grouped(UserAuthenticator(), perUser).get("me") { ... }
 /// ```
 ///
-/// Bodies: in-memory bodies within ``HTTPCachePolicy/maxBodySize`` are stored; a streamed body
-/// is collected only when it declares a length within the limit. Vapor does not let middleware
-/// read a stream of unknown length piecewise, so such streams are passed through uncached
-/// (marked MISS) rather than buffered whole.
+/// Bodies: in-memory bodies within ``HTTPCachePolicy/maxBodySize`` are stored, larger ones are
+/// passed through. A streamed body (`Response.Body(stream:)`, `asyncStream`, file streams) that
+/// declares a length above the limit is passed through untouched; any other stream, of known or
+/// unknown length, is collected up to the limit and stored when it ends within it. Past the
+/// limit, what was collected and the rest of the stream are sent uncached (MISS), every byte in
+/// order, and the producer is held back until the client takes its chunks, so no more than the
+/// limit plus a chunk or two is ever buffered.
 public struct HTTPCacheMiddleware: AsyncMiddleware {
     /// Builds the resource key from the Vapor request; `nil` leaves the request uncached.
     public typealias KeyBuilder = @Sendable (Request) -> String?
@@ -61,12 +64,56 @@ public struct HTTPCacheMiddleware: AsyncMiddleware {
         self.init(cache: HTTPResponseCache(cache: front, policy: policy), key: key)
     }
 
-    /// Answers from the cache, or calls `next` and stores its response.
+    /// Answers from the cache, or calls `next` and stores its response: the path Vapor takes.
+    ///
+    /// Vapor runs an `AsyncMiddleware` in a new task on the cooperative thread pool and hops
+    /// back to the event loop with its response: two thread switches per request, which cost a
+    /// hit more than the cache lookup itself. This middleware instead starts its task on the
+    /// request's event loop with `Task.immediate`: a hit from a backend that answers without
+    /// suspending (the in-memory one) completes before this method returns, with no thread
+    /// switch at all. An await that does suspend (a network backend, the endpoint on a miss)
+    /// resumes on the cooperative pool, as in an `AsyncMiddleware`. (Pinning the task to the
+    /// event loop with a task executor preference would save that hop too, but makes every
+    /// `await` of every request look the preference up under a lock; on a hit that costs
+    /// more than it saves.)
+    public func respond(to request: Request, chainingTo next: any Responder) -> EventLoopFuture<Response> {
+        guard let method = HTTPRequest.Method(request.method.rawValue), cache.policy.methods.contains(method) else {
+            return next.respond(to: request)
+        }
+        let promise = request.eventLoop.makePromise(of: Response.self)
+        let operation: @Sendable () async -> Void = {
+            do {
+                let response = try await self.respond(to: request, method: method) { request in
+                    try await next.respond(to: request).get()
+                }
+                promise.succeed(response)
+            } catch {
+                promise.fail(error)
+            }
+        }
+        if #available(macOS 26.0, iOS 26.0, watchOS 26.0, tvOS 26.0, visionOS 26.0, *) {
+            Task.immediate(operation: operation)
+        } else {
+            Task(operation: operation)
+        }
+        return promise.futureResult
+    }
+
+    /// Answers from the cache, or calls `next` and stores its response (for callers holding an
+    /// `AsyncResponder`; Vapor itself calls ``respond(to:chainingTo:)-(_,any Responder)``).
     public func respond(to request: Request, chainingTo next: any AsyncResponder) async throws -> Response {
         guard let method = HTTPRequest.Method(request.method.rawValue), cache.policy.methods.contains(method) else {
             return try await next.respond(to: request)
         }
-        let head = HTTPRequest(method: method, scheme: nil, authority: nil, path: request.url.string, headerFields: HTTPFields(request.headers))
+        return try await respond(to: request, method: method) { request in try await next.respond(to: request) }
+    }
+
+    nonisolated(nonsending) private func respond(
+        to request: Request,
+        method: HTTPRequest.Method,
+        next: @Sendable (Request) async throws -> Response
+    ) async throws -> Response {
+        let head = HTTPRequest(method: method, scheme: nil, authority: nil, path: RequestTarget.path(of: request.url), headerFields: HTTPFields(request.headers))
         let lookup: HTTPCacheLookup
         if let key {
             lookup = await cache.lookup(head, resourceKey: key(request), logger: request.logger)
@@ -77,28 +124,61 @@ public struct HTTPCacheMiddleware: AsyncMiddleware {
         case .respond(let reply):
             return Response(reply)
         case .forward(let context):
-            let response = try await next.respond(to: request)
+            let response = try await next(request)
             let responseHead = HTTPResponse(response)
             guard cache.shouldCollectBody(context, response: responseHead) else {
                 response.apply(cache.passThrough(context, response: responseHead, logger: request.logger), statusHeader: cache.policy.cacheStatusHeader)
                 return response
             }
-            let declared = response.body.count
-            let buffer: ByteBuffer?
-            if let inMemory = response.body.buffer {
-                buffer = inMemory
-            } else if declared >= 0, declared <= context.maxBodySize {
-                buffer = try await response.body.collect(on: request.eventLoop).get() ?? ByteBuffer()
-            } else {
-                buffer = nil  // a stream over the limit or of unknown length
-            }
-            guard let buffer, buffer.readableBytes <= context.maxBodySize else {
-                response.apply(cache.passThrough(context, response: responseHead, logger: request.logger), statusHeader: cache.policy.cacheStatusHeader)
-                return response
-            }
-            let reply = await cache.store(context, response: responseHead, body: Array(buffer.readableBytesView), logger: request.logger)
-            return Response(reply)
+            return try await collectAndStore(response, head: responseHead, context: context, request: request)
         }
+    }
+
+    /// Collects the endpoint's body up to the policy's limit and stores it, or passes the
+    /// response through uncached when the body is over the limit.
+    private func collectAndStore(_ response: Response, head: HTTPResponse, context: HTTPCacheContext, request: Request) async throws -> Response {
+        let limit = context.maxBodySize
+        let body = response.body
+        let declared = body.count
+        let passThrough = { () -> Response in
+            response.apply(cache.passThrough(context, response: head, logger: request.logger), statusHeader: cache.policy.cacheStatusHeader)
+            return response
+        }
+        if let buffer = body.buffer {
+            guard buffer.readableBytes <= limit else { return passThrough() }
+            return Response(await cache.store(context, response: head, body: Array(buffer.readableBytesView), logger: request.logger))
+        }
+        if let stream = StreamedBody(body) {
+            guard declared <= limit else { return passThrough() }
+            switch await stream.collect(limit: limit, eventLoop: request.eventLoop).outcome() {
+            case .complete(let chunks, _):
+                var bytes: [UInt8] = []
+                bytes.reserveCapacity(chunks.reduce(0) { $0 + $1.readableBytes })
+                for chunk in chunks { bytes.append(contentsOf: chunk.readableBytesView) }
+                return Response(await cache.store(context, response: head, body: bytes, logger: request.logger))
+            case .overflow(let prefix, let remainder):
+                // Over the limit: what was collected, then the rest as the producer writes it.
+                response.body = Response.Body(asyncStream: { writer in
+                    do {
+                        for chunk in prefix { try await writer.writeBuffer(chunk) }
+                        while let chunk = try await remainder.next() { try await writer.writeBuffer(chunk) }
+                    } catch {
+                        try await writer.write(.error(error))
+                        return
+                    }
+                    try await writer.write(.end)
+                }, count: declared)
+                return passThrough()
+            case .failed(let error):
+                throw error
+            }
+        }
+        // No body, or a body this adapter cannot read piecewise: collected only when its
+        // declared length is within the limit.
+        guard declared >= 0, declared <= limit else { return passThrough() }
+        let buffer = try await body.collect(on: request.eventLoop).get() ?? ByteBuffer()
+        guard buffer.readableBytes <= limit else { return passThrough() }
+        return Response(await cache.store(context, response: head, body: Array(buffer.readableBytesView), logger: request.logger))
     }
 }
 
@@ -117,7 +197,9 @@ extension HTTPFields {
 extension HTTPHeaders {
     /// Converts swift-http-types fields to Vapor's (NIO) headers.
     init(_ fields: HTTPFields) {
-        self.init(fields.map { ($0.name.rawName, $0.value) })
+        self.init()
+        self.reserveCapacity(fields.count)
+        for field in fields { self.add(name: field.name.rawName, value: field.value) }
     }
 }
 
@@ -136,10 +218,15 @@ extension Response {
     /// representation: Vapor's usual initializer would reset it to the (empty) body's length.
     convenience init(_ reply: HTTPCacheReply) {
         let status = HTTPResponseStatus(statusCode: reply.response.status.code, reasonPhrase: reply.response.status.reasonPhrase)
-        let headers = HTTPHeaders(reply.response.headerFields)
+        let fields = reply.response.headerFields
+        let headers = HTTPHeaders(fields)
         if reply.body.isEmpty {
             self.init(status: status, version: .http1_1, headersNoUpdate: headers, body: .empty)
+        } else if fields.contains(.contentLength), !fields.contains(.transferEncoding) {
+            // Hits and stored misses carry their Content-Length: no need to recompute it.
+            self.init(status: status, version: .http1_1, headersNoUpdate: headers, body: .init(buffer: ByteBuffer(bytes: reply.body)))
         } else {
+            // The endpoint's own head (a response not stored): frame it for the collected body.
             self.init(status: status, headers: headers, body: .init(buffer: ByteBuffer(bytes: reply.body)))
         }
     }

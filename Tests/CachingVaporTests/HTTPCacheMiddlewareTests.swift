@@ -405,6 +405,28 @@ import VaporTesting
         }
     }
 
+    /// A hit from the in-memory backend is answered on the request's event loop before the
+    /// middleware returns: no task hop to the cooperative pool and back.
+    @Test func hitCompletesOnTheEventLoopWithoutAHop() async throws {
+        guard #available(macOS 26.0, iOS 26.0, watchOS 26.0, tvOS 26.0, visionOS 26.0, *) else { return }
+        let middleware = HTTPCacheMiddleware(cache: cache())
+        try await withApp { (app: Application) async throws in
+            let eventLoop = app.eventLoopGroup.any()
+            let responder: any Responder = StreamingResponder(body: .init(string: "payload"))
+            let miss = try await middleware.respond(to: Request(application: app, method: .GET, url: URI(path: "/inline"), on: eventLoop), chainingTo: responder).get()
+            #expect(miss.headers.first(name: "X-Cache") == "MISS")
+            let (completedInline, status) = try await eventLoop.flatSubmit {
+                let future = middleware.respond(to: Request(application: app, method: .GET, url: URI(path: "/inline"), on: eventLoop), chainingTo: responder)
+                let completions = ByteCounter()
+                future.whenComplete { _ in completions.add(1) }  // runs at once when already complete
+                let completedInline = completions.total == 1
+                return future.map { (completedInline, $0.headers.first(name: "X-Cache")) }
+            }.get()
+            #expect(status == "HIT")
+            #expect(completedInline, "the hit was answered before respond(to:chainingTo:) returned")
+        }
+    }
+
     /// Over a real socket: HEAD and 304 carry no body and a correct `Content-Length`.
     @Test func onTheWire() async throws {
         try await withCachedApp(cache()) { (app: Application) async throws in
