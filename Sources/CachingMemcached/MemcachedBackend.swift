@@ -80,7 +80,10 @@ public final class MemcachedBackend: CacheBackend {
             var serverConnections: [MemcachedConnection] = []
             for number in 0..<configuration.connectionsPerServer {
                 let handle = try MemcachedHandle(server: server, configuration: configuration)
-                serverConnections.append(MemcachedConnection(state: state, handle: handle, configuration: configuration, name: "memcached-\(index)-\(number)"))
+                let reader = try MemcachedHandle(server: server, configuration: configuration, wireProtocol: .text)
+                serverConnections.append(MemcachedConnection(
+                    state: state, handle: handle, reader: reader, configuration: configuration, name: "memcached-\(index)-\(number)"
+                ))
             }
             connections.append(serverConnections)
         }

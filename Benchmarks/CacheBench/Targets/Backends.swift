@@ -83,9 +83,28 @@ struct BackendTarget: Sendable {
             guard let servers = config.memcached else { throw BenchError("memcached: no server address") }
             var configuration = MemcachedBackend.Configuration(servers: servers.map { MemcachedServer(host: $0.host, port: $0.port) })
             configuration.connectTimeout = config.connectTimeout
+            try Self.tune(&configuration)
             backend = try MemcachedBackend(configuration: configuration, logger: config.logger("swift-caching.memcached"))
         }
         return BackendTarget(kind: kind, backend: backend, detail: detail)
+    }
+
+    /// Profiling knob: `CACHE_BENCH_MEMCACHED=replyWait=100,idleSpin=50,connections=2` (µs and
+    /// a count) overrides those settings, to compare them on one machine. Unset: the defaults.
+    static func tune(_ configuration: inout MemcachedBackend.Configuration) throws {
+        guard let text = ProcessInfo.processInfo.environment["CACHE_BENCH_MEMCACHED"], !text.isEmpty else { return }
+        for part in text.split(separator: ",") {
+            let pair = part.split(separator: "=", maxSplits: 1).map { $0.trimmingWhitespace() }
+            guard pair.count == 2, let number = Int(pair[1]), number >= 0 else {
+                throw BenchError("CACHE_BENCH_MEMCACHED: bad setting '\(part)': write name=number")
+            }
+            switch pair[0] {
+            case "replyWait": configuration.replyWait = .microseconds(number)
+            case "idleSpin": configuration.idleSpin = .microseconds(number)
+            case "connections": configuration.connectionsPerServer = number
+            default: throw BenchError("CACHE_BENCH_MEMCACHED: unknown setting '\(pair[0])' (replyWait, idleSpin, connections)")
+            }
+        }
     }
 
     /// A client for one workload: its own namespace, the workload's coder and values.
