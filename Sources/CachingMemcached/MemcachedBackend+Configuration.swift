@@ -77,15 +77,16 @@ extension MemcachedBackend {
         public var idleSpin: Duration = .microseconds(50)
 
         /// How long a task whose request is alone on its connection waits for the reply on its
-        /// own thread (polling and yielding its core) before it suspends, 100 µs by default.
+        /// own thread (spinning, and yielding its core at every turn) before it suspends,
+        /// 100 µs by default.
         ///
         /// A suspended task is resumed through Swift's global executor, which costs a thread
-        /// wake-up per call: about as much as a loopback round trip to memcached. Waiting a
-        /// moment lets a task that calls one after another go on at once when the reply comes
-        /// quickly. Requests that share a connection with others never wait (the thread serves
-        /// the other tasks instead), and after a wait runs out (a server farther away than
-        /// this), the next 64 requests of that connection do not wait. No blocking call runs
-        /// on the waiting thread. `.zero` always suspends at once.
+        /// wake-up per call. Waiting a moment lets a task that calls one after another go on at
+        /// once when the reply comes quickly. Requests that share a connection with others
+        /// never wait (the thread serves the other tasks instead), and a connection whose
+        /// recent replies mostly took longer than this (a server across a network) stops
+        /// waiting until they get fast again. No blocking call runs on the waiting thread: it
+        /// only watches a flag. `.zero` always suspends at once.
         public var replyWait: Duration = .microseconds(100)
 
         /// Creates a configuration for `servers` with the default settings.

@@ -113,6 +113,11 @@ struct BackendTarget: Sendable {
         let coder: any Coder = spec.coder == .json ? JSONCoder() : BinaryCoder()
         let front = CacheFront(backend: backend, prefix: prefix, defaultTTL: nil, coder: coder).namespace(spec.name)
         switch spec.coder {
+        case .raw where kind == .memcached && ProcessInfo.processInfo.environment["CACHE_BENCH_MEMCACHED_DIRECT"] == "1":
+            // Profiling knob: the same keys and values straight through the backend, without
+            // CacheFront, to measure what the front costs.
+            let client = DirectBackendClient(backend: backend, keys: keys.map { front.scope + $0 }, values: ValueVariants.bytes(sizes: valueSizes), ttl: spec.ttl)
+            return (client, front)
         case .raw:
             return (FrontClient(front: front, keys: keys, values: ValueVariants.bytes(sizes: valueSizes), ttl: spec.ttl), front)
         case .binary, .json:
@@ -120,6 +125,52 @@ struct BackendTarget: Sendable {
                 try BenchRecord.sized(size, id: Int64(index)) { try coder.encode($0) }
             }
             return (FrontClient(front: front, keys: keys, values: values, ttl: spec.ttl), front)
+        }
+    }
+}
+
+/// A client that calls a backend directly with the storage keys a front would use
+/// (`CACHE_BENCH_MEMCACHED_DIRECT=1`, with `--coder raw`): the front's share of a call is the
+/// difference with ``FrontClient``.
+struct DirectBackendClient: BenchClient {
+    let backend: any CacheBackend
+    let keys: [String]
+    let values: [[UInt8]]
+    let ttl: Duration?
+
+    func get(_ index: Int) async throws -> Bool {
+        try await backend.get(keys[index]) != nil
+    }
+
+    func getMany(_ indices: [Int]) async throws -> Int {
+        var hits = 0
+        for entry in try await backend.get(indices.map { keys[$0] }) where entry != nil { hits += 1 }
+        return hits
+    }
+
+    func set(_ index: Int, variant: Int) async throws {
+        try await backend.set(keys[index], to: values[variant], ttl: ttl)
+    }
+
+    func setMany(_ indices: [Int], variant: Int) async throws {
+        try await backend.set(indices.map { (key: keys[$0], value: values[variant]) }, ttl: ttl)
+    }
+
+    func delete(_ index: Int) async throws {
+        _ = try await backend.delete(keys[index])
+    }
+
+    func deleteMany(_ indices: [Int]) async throws {
+        _ = try await backend.delete(indices.map { keys[$0] })
+    }
+
+    func preload(progress: @Sendable (Int) -> Void) async throws {
+        var start = 0
+        while start < keys.count {
+            let end = min(keys.count, start + 100)
+            try await backend.set((start..<end).map { (key: keys[$0], value: values[$0 % values.count]) }, ttl: ttl)
+            start = end
+            progress(start)
         }
     }
 }

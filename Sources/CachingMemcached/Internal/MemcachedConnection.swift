@@ -95,6 +95,8 @@ final class MemcachedConnection: Sendable {
         // Wait for the reply on this thread for a moment only when the request is alone on the
         // connection (a task calling one after another), never when tasks share it.
         let spin = load == 1 ? replyWait.budget() : 0
+        let start = load == 1 ? Spin.now() : 0
+        defer { if load == 1 { replyWait.record(Spin.now() - start) } }
         return try await withTaskCancellationHandler {
             try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<T, any Error>) in
                 let request = make(token, continuation)
@@ -104,11 +106,40 @@ final class MemcachedConnection: Sendable {
                 }
                 // A reply that comes while we wait resumes the continuation before this closure
                 // returns, and the task then goes on on this thread, without being scheduled again.
-                if spin > 0 { replyWait.wait(for: token, nanoseconds: spin) }
+                if spin > 0 { replyWait.wait(for: token, start: start, nanoseconds: spin) }
             }
         } onCancel: {
             token.cancel()
         }
+    }
+}
+
+/// Busy-waiting helpers for the short waits between a caller and its connection thread.
+enum Spin {
+    /// Monotonic nanoseconds.
+    @inline(__always)
+    static func now() -> Int64 {
+        var time = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &time)
+        return Int64(time.tv_sec) * 1_000_000_000 + Int64(time.tv_nsec)
+    }
+
+    /// Spins until `done()` or `deadline` (monotonic nanoseconds); returns `done()`.
+    ///
+    /// Each round gives the CPU a few spin-wait hints and then yields the core with
+    /// `sched_yield`, so that on a busy machine the thread it waits for (often on the same
+    /// core) runs at once; on an idle core the yield returns at once. A spin that polled
+    /// without yielding was measured to hold a thread that needed the core off it for as long
+    /// as it spun, on a machine with more runnable threads than cores.
+    @inline(__always)
+    static func until(_ deadline: Int64, _ done: () -> Bool) -> Bool {
+        while !done() {
+            for _ in 0..<8 { clibmemcached_cpu_relax() }
+            if done() { return true }
+            sched_yield()
+            if now() >= deadline { return done() }
+        }
+        return true
     }
 }
 
@@ -128,46 +159,42 @@ final class RequestToken: Sendable {
 /// ``MemcachedBackend/Configuration/replyWait``).
 ///
 /// A task that suspends is resumed by the connection thread through the global executor: one
-/// thread wake-up (a futex wake and, on another core, an inter-processor interrupt) per call,
-/// which costs about as much as a loopback round trip to memcached itself. A caller whose
-/// connection is otherwise idle instead polls, yielding its core, for at most `budget`; the
-/// reply usually comes in time and the task goes on without being scheduled again. When a wait
-/// runs out (a server farther away than the budget), the next ``skipAfterTimeout`` requests do
-/// not wait at all, so a slow server costs at most one wasted budget per that many calls.
+/// thread wake-up (a futex wake and, on another core, an inter-processor interrupt) per call.
+/// A caller whose request is alone on its connection instead spins for at most `budget`; when
+/// the reply comes in time the task goes on on its thread without being scheduled again.
+///
+/// Whether to wait is decided from how many recent lone requests got their reply within the
+/// budget (a moving score fed by every lone request, whether it waited or not): a connection
+/// whose replies mostly take longer (a server across a network) stops waiting, so it does not
+/// burn a budget per call, and starts again when replies get fast. A few slow replies (the
+/// caller was descheduled) do not stop it.
 final class ReplyWait: Sendable {
     private let budgetNanoseconds: Int64
-    /// Requests left that must not wait, after a wait ran out.
-    private let skip = Atomic<Int>(0)
-    static let skipAfterTimeout = 64
+    /// The share of recent lone requests answered within the budget, in 1/1024ths.
+    private let score = Atomic<Int>(1024)
 
     init(budget: Duration) {
         budgetNanoseconds = max(0, budget.nanoseconds)
     }
 
-    /// The time the next request may wait, 0 when it must not.
+    /// The time a lone request may wait now, 0 when it must not.
     func budget() -> Int64 {
         guard budgetNanoseconds > 0 else { return 0 }
-        if skip.load(ordering: .relaxed) > 0 {
-            skip.subtract(1, ordering: .relaxed)
-            return 0
-        }
-        return budgetNanoseconds
+        return score.load(ordering: .relaxed) >= 512 ? budgetNanoseconds : 0
     }
 
-    /// Polls `token` until it is finished or `nanoseconds` have passed, yielding the core
-    /// between polls (never a blocking call: the core goes to any thread that wants it).
-    func wait(for token: RequestToken, nanoseconds: Int64) {
-        var now = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &now)
-        let deadline = Int64(now.tv_sec) * 1_000_000_000 + Int64(now.tv_nsec) + nanoseconds
-        while !token.isFinished {
-            sched_yield()
-            clock_gettime(CLOCK_MONOTONIC, &now)
-            if Int64(now.tv_sec) * 1_000_000_000 + Int64(now.tv_nsec) >= deadline {
-                if !token.isFinished { skip.store(Self.skipAfterTimeout, ordering: .relaxed) }
-                return
-            }
-        }
+    /// Spins until `token` is finished or `nanoseconds` have passed since `start`.
+    func wait(for token: RequestToken, start: Int64, nanoseconds: Int64) {
+        _ = Spin.until(start + nanoseconds) { token.isFinished }
+    }
+
+    /// Feeds the reply time of a lone request (from enqueue to the caller having its result).
+    func record(_ nanoseconds: Int64) {
+        guard budgetNanoseconds > 0 else { return }
+        let old = score.load(ordering: .relaxed)
+        let target = nanoseconds <= budgetNanoseconds ? 1024 : 0
+        // Racy read-modify-write on purpose: a lost update only delays the score a little.
+        score.store(old + (target - old) / 8, ordering: .relaxed)
     }
 }
 
@@ -311,18 +338,11 @@ private final class RequestQueue: @unchecked Sendable {
     }
 
     /// Polls briefly for the next request before sleeping: a task that sends one request after
-    /// another finds the thread awake, which saves a wake-up on each side. The thread yields
-    /// while it polls, so it never holds a core another thread needs.
+    /// another finds the thread awake, which saves a wake-up on each side. The poll is bounded
+    /// by `idleSpin` and yields the core regularly (see ``Spin/until(_:_:)``).
     private func spinForWork() {
         guard idleSpinNanoseconds > 0, queued.load(ordering: .acquiring) == 0 else { return }
-        var now = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &now)
-        let deadline = Int64(now.tv_sec) * 1_000_000_000 + Int64(now.tv_nsec) + idleSpinNanoseconds
-        while queued.load(ordering: .acquiring) == 0 {
-            sched_yield()
-            clock_gettime(CLOCK_MONOTONIC, &now)
-            if Int64(now.tv_sec) * 1_000_000_000 + Int64(now.tv_nsec) >= deadline { return }
-        }
+        _ = Spin.until(Spin.now() + idleSpinNanoseconds) { queued.load(ordering: .acquiring) != 0 }
     }
 
     private func process(_ batch: [Request], _ context: ConnectionContext) {
