@@ -241,8 +241,12 @@ public final class MemcachedBackend: CacheBackend {
         if keys.isEmpty { return [] }
         let plans = try plans(keys)
         let groups = Self.byServer(plans)
+        if groups.count == 1 {
+            // One server (every key of a one-server cluster): its answer is aligned with `keys`.
+            return try await connection(groups[0].server).read(plans)
+        }
         let results = await eachServer(groups) { [self] server, positions in
-            try await connection(server).read(groups.count == 1 ? plans : positions.map { plans[$0] })
+            try await connection(server).read(positions.map { plans[$0] })
         }
         var entries = [CacheEntry?](repeating: nil, count: keys.count)
         var firstError: (any Error)?

@@ -139,8 +139,12 @@ final class ConnectionContext {
         var guesses = [MemcachedKey?](repeating: nil, count: plans.count)
         var guessPositions = [Int](repeating: -1, count: plans.count)
         var requestIndex: [MemcachedKey: Int] = [:]
+        var heads = [[UInt8]?](repeating: nil, count: groups.count)
         for (index, plan) in plans.enumerated() where guessable[groupOf[index]] {
-            let guess = plan.dataKey(token: groups[groupOf[index]].rememberedToken)
+            let group = groupOf[index]
+            let head = heads[group] ?? KeyPlan.head(token: groups[group].rememberedToken)
+            heads[group] = head
+            let guess = plan.dataKey(head: head)
             guesses[index] = guess
             if !deduplicate {
                 guessPositions[index] = request.count
