@@ -281,12 +281,69 @@ final class ConnectionContext {
 
     /// The live entries of `plans`, aligned with them.
     func read(_ plans: [KeyPlan], deduplicate: Bool = false) throws(CacheError) -> [CacheEntry?] {
+        if plans.count == 1 { return [try readOne(plans[0])] }
         let resolved = try resolve(plans, createGenerations: false, deduplicate: deduplicate, via: reader, for: "a read")
         let now = MemcachedExpiry.now()
         return resolved.map { resolved in
             guard let item = resolved.item, let remaining = MemcachedExpiry.remaining(flags: item.flags, now: now) else { return nil }
             return CacheEntry(value: item.value, ttl: remaining)
         }
+    }
+
+    /// The live entry of one key: ``resolve(_:createGenerations:deduplicate:via:for:)`` for a
+    /// single plan, without the grouping and indexing a batch needs (a third of the
+    /// allocations of a read). Same round trips and the same answers.
+    func readOne(_ plan: KeyPlan) throws(CacheError) -> CacheEntry? {
+        let generationKeys = plan.generationKeys
+        var rememberedToken: UInt64?
+        var guessable = true
+        if !generationKeys.isEmpty {
+            var values: [UInt64] = []
+            values.reserveCapacity(generationKeys.count)
+            for remembered in state.generations(generationKeys) {
+                guard let value = remembered?.value else {
+                    guessable = false
+                    break
+                }
+                values.append(value)
+            }
+            if guessable { rememberedToken = MemcachedKeySpace.token(values) }
+        }
+        // Guess the physical key from the remembered generations and check them in the same read.
+        var request = generationKeys
+        var guess: MemcachedKey?
+        if guessable {
+            let key = plan.dataKey(token: rememberedToken)
+            guess = key
+            request.append(key)
+        }
+        let items = try io("a read", key: plan.name) { () throws(MemcachedStatus) in try reader.get(request) }
+        var item: MemcachedItem?
+        if generationKeys.isEmpty {
+            item = items[0]
+        } else {
+            var fresh: [UInt64] = []
+            fresh.reserveCapacity(generationKeys.count)
+            var learned: [(key: MemcachedKey, value: UInt64?)] = []
+            learned.reserveCapacity(generationKeys.count)
+            for (index, key) in generationKeys.enumerated() {
+                let value = items[index].flatMap { MemcachedKeySpace.parseCounter($0.value) }
+                learned.append((key, value))
+                if let value { fresh.append(value) }
+            }
+            state.remember(learned)
+            // A missing generation: no value can exist under it.
+            guard fresh.count == generationKeys.count else { return nil }
+            let freshToken = MemcachedKeySpace.token(fresh)
+            if guess != nil, freshToken == rememberedToken {
+                item = items[generationKeys.count]
+            } else {
+                let key = plan.dataKey(token: freshToken)
+                item = try io("a read", key: plan.name) { () throws(MemcachedStatus) in try reader.get([key]) }[0]
+            }
+        }
+        guard let item, let remaining = MemcachedExpiry.remaining(flags: item.flags, now: MemcachedExpiry.now()) else { return nil }
+        return CacheEntry(value: item.value, ttl: remaining)
     }
 
     /// Stores every item (SET, one round trip each); stops at the first failure.
