@@ -51,6 +51,8 @@ public final class MemcachedBackend: CacheBackend {
     private let connections: [[MemcachedConnection]]
     private let closed = Atomic<Bool>(false)
     private let logger: Logger
+    /// The last single-key plan, whose namespace levels the next one may share.
+    private let lastPlan = Mutex<KeyPlan?>(nil)
 
     /// Creates a backend for the configured servers. No connection is opened until the first
     /// operation, so this succeeds while servers are down.
@@ -130,8 +132,13 @@ public final class MemcachedBackend: CacheBackend {
     }
 
     private func plan(_ key: String) throws(CacheError) -> KeyPlan {
-        var previous: KeyPlan?
-        return try plan(key, after: &previous)
+        // Reuse the namespace levels of the last single-key plan: calls one after another
+        // usually stay in one namespace, and building the generation keys is most of a plan's
+        // allocations.
+        var previous = lastPlan.withLock { $0 }
+        let plan = try plan(key, after: &previous)
+        lastPlan.withLock { $0 = plan }
+        return plan
     }
 
     /// Plans `key`; reuses the namespace levels of `previous` when the key has the same ones
