@@ -15,4 +15,14 @@ static inline void clibmemcached_name_current_thread(const char *name) {
     (void)name;
 #endif
 }
+
+/// A hint to the CPU that the caller is in a spin-wait loop (x86 PAUSE, Arm YIELD): it saves
+/// power and lets the other hardware thread of the core run. Does nothing elsewhere.
+static inline void clibmemcached_cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__) || defined(__arm__)
+    __asm__ __volatile__("yield");
+#endif
+}
 #endif

@@ -76,6 +76,19 @@ extension MemcachedBackend {
         /// after each burst. `.zero` makes threads sleep at once.
         public var idleSpin: Duration = .microseconds(50)
 
+        /// How long a task whose request is alone on its connection waits for the reply on its
+        /// own thread (spinning, and yielding its core at every turn) before it suspends,
+        /// 100 µs by default.
+        ///
+        /// A suspended task is resumed through Swift's global executor, which costs a thread
+        /// wake-up per call. Waiting a moment lets a task that calls one after another go on at
+        /// once when the reply comes quickly. Requests that share a connection with others
+        /// never wait (the thread serves the other tasks instead), and a connection whose
+        /// recent replies mostly took longer than this (a server across a network) stops
+        /// waiting until they get fast again. No blocking call runs on the waiting thread: it
+        /// only watches a flag. `.zero` always suspends at once.
+        public var replyWait: Duration = .microseconds(100)
+
         /// Creates a configuration for `servers` with the default settings.
         /// - Parameter servers: the memcached servers, at least one.
         public init(servers: [MemcachedServer]) {
@@ -120,6 +133,7 @@ extension MemcachedBackend {
             }
             if !(0...32).contains(maxNamespaceDepth) { throw bad("maxNamespaceDepth is \(maxNamespaceDepth); use 0...32") }
             if idleSpin < .zero || idleSpin > .milliseconds(10) { throw bad("idleSpin is \(idleSpin); use 0...10 ms") }
+            if replyWait < .zero || replyWait > .milliseconds(1) { throw bad("replyWait is \(replyWait); use 0...1 ms") }
             if generationCacheTTL < .zero || generationCacheTTL > .seconds(60) {
                 throw bad("generationCacheTTL is \(generationCacheTTL); use 0...60 seconds")
             }

@@ -51,6 +51,8 @@ public final class MemcachedBackend: CacheBackend {
     private let connections: [[MemcachedConnection]]
     private let closed = Atomic<Bool>(false)
     private let logger: Logger
+    /// The last single-key plan, whose namespace levels the next one may share.
+    private let lastPlan = Mutex<KeyPlan?>(nil)
 
     /// Creates a backend for the configured servers. No connection is opened until the first
     /// operation, so this succeeds while servers are down.
@@ -80,7 +82,10 @@ public final class MemcachedBackend: CacheBackend {
             var serverConnections: [MemcachedConnection] = []
             for number in 0..<configuration.connectionsPerServer {
                 let handle = try MemcachedHandle(server: server, configuration: configuration)
-                serverConnections.append(MemcachedConnection(state: state, handle: handle, configuration: configuration, name: "memcached-\(index)-\(number)"))
+                let reader = try MemcachedHandle(server: server, configuration: configuration, wireProtocol: .text)
+                serverConnections.append(MemcachedConnection(
+                    state: state, handle: handle, reader: reader, configuration: configuration, name: "memcached-\(index)-\(number)"
+                ))
             }
             connections.append(serverConnections)
         }
@@ -127,8 +132,13 @@ public final class MemcachedBackend: CacheBackend {
     }
 
     private func plan(_ key: String) throws(CacheError) -> KeyPlan {
-        var previous: KeyPlan?
-        return try plan(key, after: &previous)
+        // Reuse the namespace levels of the last single-key plan: calls one after another
+        // usually stay in one namespace, and building the generation keys is most of a plan's
+        // allocations.
+        var previous = lastPlan.withLock { $0 }
+        let plan = try plan(key, after: &previous)
+        lastPlan.withLock { $0 = plan }
+        return plan
     }
 
     /// Plans `key`; reuses the namespace levels of `previous` when the key has the same ones
@@ -238,8 +248,12 @@ public final class MemcachedBackend: CacheBackend {
         if keys.isEmpty { return [] }
         let plans = try plans(keys)
         let groups = Self.byServer(plans)
+        if groups.count == 1 {
+            // One server (every key of a one-server cluster): its answer is aligned with `keys`.
+            return try await connection(groups[0].server).read(plans)
+        }
         let results = await eachServer(groups) { [self] server, positions in
-            try await connection(server).read(groups.count == 1 ? plans : positions.map { plans[$0] })
+            try await connection(server).read(positions.map { plans[$0] })
         }
         var entries = [CacheEntry?](repeating: nil, count: keys.count)
         var firstError: (any Error)?

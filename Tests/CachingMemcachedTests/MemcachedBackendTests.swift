@@ -309,6 +309,29 @@ struct MemcachedBackendTests {
         try await backend.close()
     }
 
+    @Test func aSequentialReadIsOneRoundTripWithItsGenerations() async throws {
+        let backend = try TestEnvironment.sharedBackend()
+        let other = try TestEnvironment.sharedBackend()   // another process's view of the servers
+        let p = uniquePrefix()
+        let key = p + "users:42"
+        try await backend.set(key, to: bytes("v"), ttl: .seconds(60))
+        #expect(try await backend.get(key)?.value == bytes("v"))
+        let before = backend.readRoundTrips
+        let reads = 20
+        for _ in 0..<reads { #expect(try await backend.get(key)?.value == bytes("v")) }
+        // The value and both namespace generations (`p`, `p + "users:"`) come in one multi-get,
+        // from the key's server: one round trip per read.
+        #expect(backend.readRoundTrips - before == reads)
+        // A clear by another client is seen by the very next read (two round trips: the read
+        // sees the new generation, then reads the new key).
+        try await other.clear(prefix: p + "users:")
+        let beforeClear = backend.readRoundTrips
+        #expect(try await backend.get(key) == nil)
+        #expect(backend.readRoundTrips - beforeClear == 2)
+        try await other.close()
+        try await backend.close()
+    }
+
     @Test func manyConcurrentReadersShareRoundTrips() async throws {
         let backend = try TestEnvironment.sharedBackend { $0.connectionsPerServer = 1 }
         let p = uniquePrefix()

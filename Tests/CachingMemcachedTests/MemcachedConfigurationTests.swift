@@ -42,6 +42,9 @@ import Testing
             ("delimiter", { $0.namespaceDelimiter = UInt8(ascii: " ") }),
             ("depth", { $0.maxNamespaceDepth = 33 }),
             ("generation TTL", { $0.generationCacheTTL = .seconds(61) }),
+            ("idle spin", { $0.idleSpin = .milliseconds(11) }),
+            ("reply wait", { $0.replyWait = .milliseconds(2) }),
+            ("negative reply wait", { $0.replyWait = .microseconds(-1) }),
         ]
         for (name, change) in changes {
             var bad = configuration

@@ -83,9 +83,28 @@ struct BackendTarget: Sendable {
             guard let servers = config.memcached else { throw BenchError("memcached: no server address") }
             var configuration = MemcachedBackend.Configuration(servers: servers.map { MemcachedServer(host: $0.host, port: $0.port) })
             configuration.connectTimeout = config.connectTimeout
+            try Self.tune(&configuration)
             backend = try MemcachedBackend(configuration: configuration, logger: config.logger("swift-caching.memcached"))
         }
         return BackendTarget(kind: kind, backend: backend, detail: detail)
+    }
+
+    /// Profiling knob: `CACHE_BENCH_MEMCACHED=replyWait=100,idleSpin=50,connections=2` (µs and
+    /// a count) overrides those settings, to compare them on one machine. Unset: the defaults.
+    static func tune(_ configuration: inout MemcachedBackend.Configuration) throws {
+        guard let text = ProcessInfo.processInfo.environment["CACHE_BENCH_MEMCACHED"], !text.isEmpty else { return }
+        for part in text.split(separator: ",") {
+            let pair = part.split(separator: "=", maxSplits: 1).map { $0.trimmingWhitespace() }
+            guard pair.count == 2, let number = Int(pair[1]), number >= 0 else {
+                throw BenchError("CACHE_BENCH_MEMCACHED: bad setting '\(part)': write name=number")
+            }
+            switch pair[0] {
+            case "replyWait": configuration.replyWait = .microseconds(number)
+            case "idleSpin": configuration.idleSpin = .microseconds(number)
+            case "connections": configuration.connectionsPerServer = number
+            default: throw BenchError("CACHE_BENCH_MEMCACHED: unknown setting '\(pair[0])' (replyWait, idleSpin, connections)")
+            }
+        }
     }
 
     /// A client for one workload: its own namespace, the workload's coder and values.
@@ -94,6 +113,11 @@ struct BackendTarget: Sendable {
         let coder: any Coder = spec.coder == .json ? JSONCoder() : BinaryCoder()
         let front = CacheFront(backend: backend, prefix: prefix, defaultTTL: nil, coder: coder).namespace(spec.name)
         switch spec.coder {
+        case .raw where kind == .memcached && ProcessInfo.processInfo.environment["CACHE_BENCH_MEMCACHED_DIRECT"] == "1":
+            // Profiling knob: the same keys and values straight through the backend, without
+            // CacheFront, to measure what the front costs.
+            let client = DirectBackendClient(backend: backend, keys: keys.map { front.scope + $0 }, values: ValueVariants.bytes(sizes: valueSizes), ttl: spec.ttl)
+            return (client, front)
         case .raw:
             return (FrontClient(front: front, keys: keys, values: ValueVariants.bytes(sizes: valueSizes), ttl: spec.ttl), front)
         case .binary, .json:
@@ -101,6 +125,52 @@ struct BackendTarget: Sendable {
                 try BenchRecord.sized(size, id: Int64(index)) { try coder.encode($0) }
             }
             return (FrontClient(front: front, keys: keys, values: values, ttl: spec.ttl), front)
+        }
+    }
+}
+
+/// A client that calls a backend directly with the storage keys a front would use
+/// (`CACHE_BENCH_MEMCACHED_DIRECT=1`, with `--coder raw`): the front's share of a call is the
+/// difference with ``FrontClient``.
+struct DirectBackendClient: BenchClient {
+    let backend: any CacheBackend
+    let keys: [String]
+    let values: [[UInt8]]
+    let ttl: Duration?
+
+    func get(_ index: Int) async throws -> Bool {
+        try await backend.get(keys[index]) != nil
+    }
+
+    func getMany(_ indices: [Int]) async throws -> Int {
+        var hits = 0
+        for entry in try await backend.get(indices.map { keys[$0] }) where entry != nil { hits += 1 }
+        return hits
+    }
+
+    func set(_ index: Int, variant: Int) async throws {
+        try await backend.set(keys[index], to: values[variant], ttl: ttl)
+    }
+
+    func setMany(_ indices: [Int], variant: Int) async throws {
+        try await backend.set(indices.map { (key: keys[$0], value: values[variant]) }, ttl: ttl)
+    }
+
+    func delete(_ index: Int) async throws {
+        _ = try await backend.delete(keys[index])
+    }
+
+    func deleteMany(_ indices: [Int]) async throws {
+        _ = try await backend.delete(indices.map { keys[$0] })
+    }
+
+    func preload(progress: @Sendable (Int) -> Void) async throws {
+        var start = 0
+        while start < keys.count {
+            let end = min(keys.count, start + 100)
+            try await backend.set((start..<end).map { (key: keys[$0], value: values[$0 % values.count]) }, ttl: ttl)
+            start = end
+            progress(start)
         }
     }
 }

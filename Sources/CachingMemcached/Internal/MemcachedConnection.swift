@@ -21,10 +21,12 @@ final class MemcachedConnection: Sendable {
     private let queue: RequestQueue
     /// Requests submitted and not yet finished, to spread load over a server's connections.
     let pending = Atomic<Int>(0)
+    private let replyWait: ReplyWait
 
-    init(state: ServerState, handle: MemcachedHandle, configuration: MemcachedBackend.Configuration, name: String) {
+    init(state: ServerState, handle: MemcachedHandle, reader: MemcachedHandle, configuration: MemcachedBackend.Configuration, name: String) {
         self.state = state
-        let context = ConnectionContext(handle: handle, state: state, generationCacheTTL: configuration.generationCacheTTL)
+        replyWait = ReplyWait(budget: configuration.replyWait)
+        let context = ConnectionContext(handle: handle, reader: reader, state: state, generationCacheTTL: configuration.generationCacheTTL)
         queue = RequestQueue(context: context, coalescesReads: configuration.coalescesReads, idleSpin: configuration.idleSpin)
         queue.start(name: name)
     }
@@ -42,7 +44,15 @@ final class MemcachedConnection: Sendable {
     /// Reads the live entries of `plans` (all on this connection's server).
     func read(_ plans: [KeyPlan]) async throws -> [CacheEntry?] {
         try await submit { token, continuation in
-            Request(reads: plans, deliver: { continuation.resume(with: $0.mapError { $0 as any Error }) }, work: nil, cancellation: token)
+            Request(
+                reads: plans,
+                deliver: { result in
+                    continuation.resume(with: result.mapError { $0 as any Error })
+                    token.finish()
+                },
+                work: nil,
+                cancellation: token
+            )
         }
     }
 
@@ -53,7 +63,10 @@ final class MemcachedConnection: Sendable {
                 reads: nil,
                 deliver: { result in
                     // Only reached when the request is refused before running.
-                    if case .failure(let error) = result { continuation.resume(throwing: error) }
+                    if case .failure(let error) = result {
+                        continuation.resume(throwing: error)
+                        token.finish()
+                    }
                 },
                 work: { context in
                     let result: Result<T, CacheError>
@@ -62,7 +75,10 @@ final class MemcachedConnection: Sendable {
                     } catch {
                         result = .failure(error)
                     }
-                    return { continuation.resume(with: result.mapError { $0 as any Error }) }
+                    return {
+                        continuation.resume(with: result.mapError { $0 as any Error })
+                        token.finish()
+                    }
                 },
                 cancellation: token
             )
@@ -70,18 +86,27 @@ final class MemcachedConnection: Sendable {
     }
 
     private func submit<T: Sendable>(
-        _ make: (CancellationFlag, UnsafeContinuation<T, any Error>) -> Request
+        _ make: (RequestToken, UnsafeContinuation<T, any Error>) -> Request
     ) async throws -> T {
         if Task.isCancelled { throw CacheError.cancelled }
-        let token = CancellationFlag()
-        pending.add(1, ordering: .relaxed)
+        let token = RequestToken()
+        let load = pending.add(1, ordering: .relaxed).newValue
         defer { pending.subtract(1, ordering: .relaxed) }
+        // Wait for the reply on this thread for a moment only when the request is alone on the
+        // connection (a task calling one after another), never when tasks share it.
+        let spin = load == 1 ? replyWait.budget() : 0
+        let start = load == 1 ? Spin.now() : 0
+        defer { if load == 1 { replyWait.record(Spin.now() - start) } }
         return try await withTaskCancellationHandler {
             try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<T, any Error>) in
                 let request = make(token, continuation)
                 if !queue.enqueue(request) {
                     continuation.resume(throwing: CacheError.closed("memcached"))
+                    return
                 }
+                // A reply that comes while we wait resumes the continuation before this closure
+                // returns, and the task then goes on on this thread, without being scheduled again.
+                if spin > 0 { replyWait.wait(for: token, start: start, nanoseconds: spin) }
             }
         } onCancel: {
             token.cancel()
@@ -89,11 +114,88 @@ final class MemcachedConnection: Sendable {
     }
 }
 
-/// Set when the task that made a request is cancelled; a request not yet started is then dropped.
-final class CancellationFlag: Sendable {
-    private let flag = Atomic<Bool>(false)
-    func cancel() { flag.store(true, ordering: .relaxed) }
-    var isCancelled: Bool { flag.load(ordering: .relaxed) }
+/// Busy-waiting helpers for the short waits between a caller and its connection thread.
+enum Spin {
+    /// Monotonic nanoseconds.
+    @inline(__always)
+    static func now() -> Int64 {
+        var time = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &time)
+        return Int64(time.tv_sec) * 1_000_000_000 + Int64(time.tv_nsec)
+    }
+
+    /// Spins until `done()` or `deadline` (monotonic nanoseconds); returns `done()`.
+    ///
+    /// Each round gives the CPU a few spin-wait hints and then yields the core with
+    /// `sched_yield`, so that on a busy machine the thread it waits for (often on the same
+    /// core) runs at once; on an idle core the yield returns at once. A spin that polled
+    /// without yielding was measured to hold a thread that needed the core off it for as long
+    /// as it spun, on a machine with more runnable threads than cores.
+    @inline(__always)
+    static func until(_ deadline: Int64, _ done: () -> Bool) -> Bool {
+        while !done() {
+            for _ in 0..<8 { clibmemcached_cpu_relax() }
+            if done() { return true }
+            sched_yield()
+            if now() >= deadline { return done() }
+        }
+        return true
+    }
+}
+
+/// The state of one request shared by its caller and the connection thread.
+final class RequestToken: Sendable {
+    private let cancelled = Atomic<Bool>(false)
+    private let finished = Atomic<Bool>(false)
+    /// Set when the task that made the request is cancelled; a request not yet started is then dropped.
+    func cancel() { cancelled.store(true, ordering: .relaxed) }
+    var isCancelled: Bool { cancelled.load(ordering: .relaxed) }
+    /// Called by the connection thread right after it resumed the caller's continuation.
+    func finish() { finished.store(true, ordering: .releasing) }
+    var isFinished: Bool { finished.load(ordering: .acquiring) }
+}
+
+/// How long a caller waits for its reply on its own thread before suspending (see
+/// ``MemcachedBackend/Configuration/replyWait``).
+///
+/// A task that suspends is resumed by the connection thread through the global executor: one
+/// thread wake-up (a futex wake and, on another core, an inter-processor interrupt) per call.
+/// A caller whose request is alone on its connection instead spins for at most `budget`; when
+/// the reply comes in time the task goes on on its thread without being scheduled again.
+///
+/// Whether to wait is decided from how many recent lone requests got their reply within the
+/// budget (a moving score fed by every lone request, whether it waited or not): a connection
+/// whose replies mostly take longer (a server across a network) stops waiting, so it does not
+/// burn a budget per call, and starts again when replies get fast. A few slow replies (the
+/// caller was descheduled) do not stop it.
+final class ReplyWait: Sendable {
+    private let budgetNanoseconds: Int64
+    /// The share of recent lone requests answered within the budget, in 1/1024ths.
+    private let score = Atomic<Int>(1024)
+
+    init(budget: Duration) {
+        budgetNanoseconds = max(0, budget.nanoseconds)
+    }
+
+    /// The time a lone request may wait now, 0 when it must not.
+    func budget() -> Int64 {
+        guard budgetNanoseconds > 0 else { return 0 }
+        return score.load(ordering: .relaxed) >= 512 ? budgetNanoseconds : 0
+    }
+
+    /// Spins until `token` is finished or `nanoseconds` have passed since `start`.
+    func wait(for token: RequestToken, start: Int64, nanoseconds: Int64) {
+        _ = Spin.until(start + nanoseconds) { token.isFinished }
+    }
+
+    /// Feeds the reply time of a lone request (from enqueue to the caller having its result).
+    func record(_ nanoseconds: Int64) {
+        guard budgetNanoseconds > 0 else { return }
+        let old = score.load(ordering: .relaxed)
+        let target = nanoseconds <= budgetNanoseconds ? 1024 : 0
+        // Racy read-modify-write on purpose: a lost update only delays the score a little.
+        score.store(old + (target - old) / 8, ordering: .relaxed)
+    }
 }
 
 /// One queued request: a read to merge with its neighbours, or any other work.
@@ -105,7 +207,7 @@ struct Request: Sendable {
     /// The work; it returns what resumes the caller, run after the server's health is updated.
     /// `nil` for reads.
     var work: (@Sendable (ConnectionContext) -> @Sendable () -> Void)?
-    var cancellation: CancellationFlag
+    var cancellation: RequestToken
 }
 
 /// The queue and thread of a ``MemcachedConnection``.
@@ -236,18 +338,11 @@ private final class RequestQueue: @unchecked Sendable {
     }
 
     /// Polls briefly for the next request before sleeping: a task that sends one request after
-    /// another finds the thread awake, which saves a wake-up on each side. The thread yields
-    /// while it polls, so it never holds a core another thread needs.
+    /// another finds the thread awake, which saves a wake-up on each side. The poll is bounded
+    /// by `idleSpin` and yields the core regularly (see ``Spin/until(_:_:)``).
     private func spinForWork() {
         guard idleSpinNanoseconds > 0, queued.load(ordering: .acquiring) == 0 else { return }
-        var now = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &now)
-        let deadline = Int64(now.tv_sec) * 1_000_000_000 + Int64(now.tv_nsec) + idleSpinNanoseconds
-        while queued.load(ordering: .acquiring) == 0 {
-            sched_yield()
-            clock_gettime(CLOCK_MONOTONIC, &now)
-            if Int64(now.tv_sec) * 1_000_000_000 + Int64(now.tv_nsec) >= deadline { return }
-        }
+        _ = Spin.until(Spin.now() + idleSpinNanoseconds) { queued.load(ordering: .acquiring) != 0 }
     }
 
     private func process(_ batch: [Request], _ context: ConnectionContext) {
@@ -273,7 +368,7 @@ private final class RequestQueue: @unchecked Sendable {
         case .go:
             return true
         case .probe:
-            context.handle.allowRetry()
+            for handle in context.handles { handle.allowRetry() }
             return true
         case .refuse(let error):
             for request in requests { request.deliver(.failure(error)) }
@@ -283,20 +378,25 @@ private final class RequestQueue: @unchecked Sendable {
 
     /// Reports what the last calls said about the server.
     private func report(_ context: ConnectionContext) {
-        let handle = context.handle
-        if handle.multiGets > 0 {
-            context.state.multiGets.add(handle.multiGets, ordering: .relaxed)
-            handle.multiGets = 0
+        var failure: MemcachedStatus?
+        var answered = false
+        for handle in context.handles {
+            if handle.multiGets > 0 {
+                context.state.multiGets.add(handle.multiGets, ordering: .relaxed)
+                handle.multiGets = 0
+            }
+            if failure == nil { failure = handle.connectionFailure }
+            answered = answered || handle.answered
         }
-        if let failure = handle.connectionFailure {
-            handle.reset()
+        if let failure {
+            for handle in context.handles { handle.reset() }
             context.state.failed(failure)
-        } else if handle.answered {
+        } else if answered {
             context.state.succeeded()
         } else {
             context.state.releaseProbe()
         }
-        handle.clearFailureState()
+        for handle in context.handles { handle.clearFailureState() }
     }
 
     private func runReads(_ group: [Request], _ context: ConnectionContext) {

@@ -46,10 +46,25 @@ struct KeyPlan: Sendable {
 
     /// The physical key of the value under the generation `token` (`nil` when the key has no levels).
     func dataKey(token: UInt64?) -> MemcachedKey {
+        dataKey(head: Self.head(token: token))
+    }
+
+    /// The start of every physical key under `token`: `v` and the token in hex. A batch builds
+    /// it once for all its keys of one namespace.
+    static func head(token: UInt64?) -> [UInt8] {
+        var head: [UInt8] = [UInt8(ascii: "v")]
+        if let token {
+            head.reserveCapacity(17)
+            MemcachedKeySpace.appendHex(token, to: &head)
+        }
+        return head
+    }
+
+    /// The physical key of the value after `head` (see ``head(token:)``).
+    func dataKey(head: [UInt8]) -> MemcachedKey {
         var key: [UInt8] = []
-        key.reserveCapacity(18 + (digest?.count ?? bytes.count))
-        key.append(UInt8(ascii: "v"))
-        if let token { MemcachedKeySpace.appendHex(token, to: &key) }
+        key.reserveCapacity(head.count + 1 + (digest?.count ?? bytes.count))
+        key += head
         if let digest {
             key.append(UInt8(ascii: "#"))
             key += digest
