@@ -18,6 +18,8 @@ protocol BenchClient: Sendable {
     func deleteMany(_ indices: [Int]) async throws
     /// Writes every key once, so that gets hit.
     func preload(progress: @Sendable (Int) -> Void) async throws
+    /// The executor the caller tasks prefer (SE-0417), or nil for the default (the global pool).
+    var taskExecutor: (any TaskExecutor)? { get }
 }
 
 /// A client over a swift-caching front and backend: the path a user's code takes.
@@ -29,6 +31,8 @@ struct FrontClient<Value: Codable & Sendable>: BenchClient {
     let keys: [String]
     let values: [Value]
     let ttl: Duration?
+    /// See ``BenchClient/taskExecutor``; set for `sqlite-executor`.
+    var taskExecutor: (any TaskExecutor)? = nil
 
     func get(_ index: Int) async throws -> Bool {
         try await front.get(keys[index], as: Value.self) != nil

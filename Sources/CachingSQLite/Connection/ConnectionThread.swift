@@ -35,20 +35,32 @@ enum RequestKind {
 ///
 /// The handle is only ever used by this thread; callers only queue requests and await them, so no
 /// blocking SQLite call ever runs on Swift's cooperative pool.
-final class ConnectionThread: @unchecked Sendable {
-    // `@unchecked Sendable`: the queue, the flags and the request states are read and written only with
+///
+/// The thread is also a `TaskExecutor` (SE-0417): a task that prefers it (``SQLiteBackend/taskExecutor``
+/// with `withTaskExecutorPreference`) runs its code on this thread, between batches, and its requests
+/// to this connection then run inline, with no thread hop at all (see ``perform(_:_:)``).
+final class ConnectionThread: TaskExecutor, @unchecked Sendable {
+    // `@unchecked Sendable`: the queues, the flags and the request states are read and written only with
     // `mutex` held; `connection` is used only by the thread (after `start` publishes it under the
     // mutex), except `sqlite3_interrupt`, which SQLite allows from any thread, called with `mutex` held
-    // while the connection is known to be open.
+    // while the connection is known to be open. `threadID` is written once by the new thread before
+    // `start` returns (the continuation's resume orders it before any later read).
 
     /// A short name for the thread and for messages, such as `sqlite-writer`.
     let name: String
     private let mutex: UnsafeMutablePointer<pthread_mutex_t>
     private let condition: UnsafeMutablePointer<pthread_cond_t>
     private var queue: [AnyRequest] = []
+    /// Jobs of tasks that prefer this thread as their executor, run between batches of requests.
+    private var jobs: [UnownedJob] = []
     private var sleeping = false
     private var stopping = false
+    /// Set (with the mutex held) when the thread stops serving; jobs enqueued after it go to the
+    /// global executor, so a task that still prefers this thread never hangs.
+    private var servingEnded = false
     private var finished = false
+    /// The thread's id, to recognise code already running on it.
+    private var threadID: pthread_t?
     private var finishWaiters: [UnsafeContinuation<Void, Never>] = []
     private var connection: SQLiteConnection?
     /// Requests queued and not yet taken; polled without the mutex while spinning.
@@ -139,6 +151,7 @@ final class ConnectionThread: @unchecked Sendable {
     /// The thread's body: open, publish, serve until stopped, close.
     private func threadMain(_ start: ThreadStart) {
         csqlite_set_thread_name(String(name.prefix(15)))
+        threadID = pthread_self()
         let opened: SQLiteConnection
         do {
             opened = try start.open()
@@ -168,7 +181,17 @@ final class ConnectionThread: @unchecked Sendable {
 
     // MARK: Submitting
 
+    /// Whether the calling code runs on this thread (a task that prefers this thread as its executor).
+    var isCurrentThread: Bool {
+        guard let threadID else { return false }
+        return pthread_equal(pthread_self(), threadID) != 0
+    }
+
     /// Runs `body` with the connection on this thread and returns its result.
+    ///
+    /// A caller already running on this thread (a task that prefers it as its executor, see
+    /// ``SQLiteBackend/taskExecutor``) runs a `.read` or `.write` inline: a job of such a task only
+    /// runs between batches, so the connection is free, and no other thread is involved.
     ///
     /// A lone caller (no other task inside `perform` on this thread) that finds the thread awake and
     /// idle (polling for work after its last batch) polls for the answer for up to
@@ -182,6 +205,9 @@ final class ConnectionThread: @unchecked Sendable {
         _ kind: RequestKind,
         _ body: @escaping @Sendable (SQLiteConnection) throws -> T
     ) async throws -> T {
+        if kind != .exclusive && isCurrentThread {
+            return try performInline(kind, body)
+        }
         let request = Request<T>(kind: kind, body: body)
         let callers = activeCallers.wrappingAdd(1, ordering: .relaxed).newValue
         defer { activeCallers.wrappingSubtract(1, ordering: .relaxed) }
@@ -211,6 +237,45 @@ final class ConnectionThread: @unchecked Sendable {
         } onCancel: {
             cancel(request)
         }
+    }
+
+    /// Runs a read or short write on this thread, now, from a job of a task that prefers this thread:
+    /// what a batch of one request would do, without the queue.
+    private func performInline<T>(_ kind: RequestKind, _ body: (SQLiteConnection) throws -> T) throws -> T {
+        // Only this thread writes `connection`, so it is stable here; `stopping` is set by others.
+        lock()
+        let closed = stopping
+        unlock()
+        guard let connection, !closed else { throw CacheError.closed("sqlite") }
+        if Task.isCancelled { throw CacheError.cancelled }
+        guard kind == .write && isWriter else { return try body(connection) }
+        if connection.store.tracksAccess && connection.store.hasPendingAccesses {
+            // Recording reads is best effort: a failure here must not fail the caller's write.
+            do {
+                try connection.atomically(immediate: true) { try connection.flushAccesses() }
+            } catch {}
+        }
+        // Evict before answering, so a write that returns leaves the store within its limits.
+        defer { afterWrites(connection) }
+        return try body(connection)
+    }
+
+    // MARK: Executing jobs
+
+    /// Queues a job of a task that prefers this thread; it runs between batches of requests. Once the
+    /// thread has stopped, jobs go to the global concurrent executor instead, so no task hangs.
+    func enqueue(_ job: consuming ExecutorJob) {
+        let job = UnownedJob(job)
+        lock()
+        if servingEnded {
+            unlock()
+            globalConcurrentExecutor.enqueue(job)
+            return
+        }
+        jobs.append(job)
+        queued.add(1, ordering: .relaxed)
+        if sleeping { pthread_cond_signal(condition) }
+        unlock()
     }
 
     private func submit(_ request: AnyRequest) {
@@ -279,7 +344,9 @@ final class ConnectionThread: @unchecked Sendable {
     private func serve(_ connection: SQLiteConnection) {
         var batch: [AnyRequest] = []
         var group: [AnyRequest] = []
+        var jobBatch: [UnownedJob] = []
         var lastBatchSize = 0
+        let executor = asUnownedTaskExecutor()
         while true {
             // Poll only for a lone caller (a batch of one, no other caller inside `perform`): it waits on
             // each answer before it asks again, and a wake-up would cost it more than the answer.
@@ -292,21 +359,29 @@ final class ConnectionThread: @unchecked Sendable {
                 spin()
             }
             lock()
-            while queue.isEmpty && !stopping {
+            while queue.isEmpty && jobs.isEmpty && !stopping {
                 sleeping = true
                 pthread_cond_wait(condition, mutex)
                 sleeping = false
             }
-            if queue.isEmpty {
+            if queue.isEmpty && jobs.isEmpty {
+                servingEnded = true
                 unlock()
                 return
             }
             swap(&batch, &queue)
+            swap(&jobBatch, &jobs)
             queued.store(0, ordering: .relaxed)
             unlock()
-            lastBatchSize = batch.count
-            process(batch, connection, group: &group)
-            batch.removeAll(keepingCapacity: true)
+            lastBatchSize = batch.count + jobBatch.count
+            if !batch.isEmpty {
+                process(batch, connection, group: &group)
+                batch.removeAll(keepingCapacity: true)
+            }
+            if !jobBatch.isEmpty {
+                for job in jobBatch { job.runSynchronously(on: executor) }
+                jobBatch.removeAll(keepingCapacity: true)
+            }
         }
     }
 
