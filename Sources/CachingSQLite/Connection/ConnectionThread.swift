@@ -69,8 +69,19 @@ final class ConnectionThread: TaskExecutor, @unchecked Sendable {
     private let activeCallers = Atomic<Int>(0)
     /// How many tasks are using this thread now (for choosing among readers).
     var activeCallerCount: Int { activeCallers.load(ordering: .relaxed) }
-    /// Whether the thread is polling for work after a batch (so a new request is picked up at once).
-    private let isIdleSpinning = Atomic<Bool>(false)
+    /// A one-request hand-off from a lone caller to the thread while the thread polls for work:
+    /// ``mailboxClosed`` (the thread is not polling), ``mailboxListening`` (polling, empty), or a
+    /// retained request's address. Only a caller moves it from listening to a request, and only the
+    /// thread moves it anywhere else, so a request is never left in it while the thread sleeps.
+    private let mailbox = Atomic<UInt>(0)
+    /// Requests run inline for a task that prefers this thread (for tests and diagnostics).
+    let inlineRequests = Atomic<Int>(0)
+    /// Requests handed over through ``mailbox`` (for tests and diagnostics).
+    let handedRequests = Atomic<Int>(0)
+    /// Set with `stopping`, for the polling loop, which does not take the mutex.
+    private let stopRequested = Atomic<Bool>(false)
+    private static let mailboxClosed: UInt = 0
+    private static let mailboxListening: UInt = 1
     /// How long a caller polls for a quick answer before suspending (see ``perform(_:_:)``).
     private let callerSpinNanoseconds: Int64
     /// Whether this thread owns the store's writer connection (flushes access times, evicts).
@@ -193,11 +204,11 @@ final class ConnectionThread: TaskExecutor, @unchecked Sendable {
     /// ``SQLiteBackend/taskExecutor``) runs a `.read` or `.write` inline: a job of such a task only
     /// runs between batches, so the connection is free, and no other thread is involved.
     ///
-    /// A lone caller (no other task inside `perform` on this thread) that finds the thread awake and
-    /// idle (polling for work after its last batch) polls for the answer for up to
+    /// A lone caller that finds the thread polling for work (after answering its previous request)
+    /// hands the request over through ``mailbox`` and polls for the answer for up to
     /// ``callerSpinNanoseconds`` before it suspends: a short request is answered in a few microseconds
-    /// that way, with no thread wake-up on either side. Otherwise, or when the answer takes longer, the
-    /// caller suspends until the thread resumes it.
+    /// that way, with no lock, no queue and no thread wake-up on either side. Otherwise, or when the
+    /// answer takes longer, the caller queues the request and suspends until the thread resumes it.
     ///
     /// - Throws: what `body` throws; `.cancelled` if the task is cancelled before the request starts
     ///   (or, for `.exclusive` requests, while it runs); `.closed` once the thread is stopping.
@@ -209,34 +220,53 @@ final class ConnectionThread: TaskExecutor, @unchecked Sendable {
             return try performInline(kind, body)
         }
         let request = Request<T>(kind: kind, body: body)
-        let callers = activeCallers.wrappingAdd(1, ordering: .relaxed).newValue
+        if kind != .exclusive && callerSpinNanoseconds > 0 && handOff(request) {
+            if request.waitBriefly(nanoseconds: callerSpinNanoseconds) { return try request.takeResult() }
+            // The answer takes longer: suspend until the thread resumes the caller.
+            return try await withTaskCancellationHandler {
+                try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<T, any Error>) in
+                    lock()
+                    if request.state == .finished {
+                        unlock()
+                        continuation.resume(with: request.takeResultForResume())
+                        return
+                    }
+                    request.continuation = continuation
+                    unlock()
+                }
+            } onCancel: {
+                cancel(request)
+            }
+        }
+        activeCallers.wrappingAdd(1, ordering: .relaxed)
         defer { activeCallers.wrappingSubtract(1, ordering: .relaxed) }
         return try await withTaskCancellationHandler {
-            if callers == 1 && kind != .exclusive && callerSpinNanoseconds > 0 && isIdleSpinning.load(ordering: .relaxed) {
-                submit(request)
-                if request.waitBriefly(nanoseconds: callerSpinNanoseconds) { return try request.takeResult() }
-            } else {
-                // Submitted from inside the continuation closure below.
-                request.submitOnSuspend = true
-            }
-            return try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<T, any Error>) in
-                if request.submitOnSuspend {
-                    request.continuation = continuation
-                    submit(request)
-                    return
-                }
-                lock()
-                if request.state == .finished {
-                    unlock()
-                    continuation.resume(with: request.takeResultForResume())
-                    return
-                }
+            try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<T, any Error>) in
                 request.continuation = continuation
-                unlock()
+                submit(request)
             }
         } onCancel: {
             cancel(request)
         }
+    }
+
+    /// Gives `request` to the thread through ``mailbox`` if the thread is polling it with nothing in
+    /// it; whether it did. The request is marked queued first, so a cancellation meanwhile answers it
+    /// and the thread skips it, as for a queued request.
+    @inline(__always)
+    private func handOff(_ request: AnyRequest) -> Bool {
+        guard mailbox.load(ordering: .relaxed) == Self.mailboxListening else { return false }
+        // No other thread can see the request yet, so its state needs no lock here; the releasing
+        // exchange below publishes it with everything else the thread reads.
+        request.state = .queued
+        let retained = Unmanaged.passRetained(request)
+        let message = UInt(bitPattern: retained.toOpaque())
+        if mailbox.compareExchange(expected: Self.mailboxListening, desired: message, ordering: .releasing).exchanged {
+            return true
+        }
+        retained.release()
+        request.state = .created
+        return false
     }
 
     /// Runs a read or short write on this thread, now, from a job of a task that prefers this thread:
@@ -248,6 +278,7 @@ final class ConnectionThread: TaskExecutor, @unchecked Sendable {
         unlock()
         guard let connection, !closed else { throw CacheError.closed("sqlite") }
         if Task.isCancelled { throw CacheError.cancelled }
+        inlineRequests.wrappingAdd(1, ordering: .relaxed)
         guard kind == .write && isWriter else { return try body(connection) }
         if connection.store.tracksAccess && connection.store.hasPendingAccesses {
             // Recording reads is best effort: a failure here must not fail the caller's write.
@@ -294,6 +325,19 @@ final class ConnectionThread: TaskExecutor, @unchecked Sendable {
         unlock()
     }
 
+    /// Answers a request that arrived as the thread stopped with `.closed` (or `.cancelled`).
+    private func reject(_ request: AnyRequest) {
+        lock()
+        guard request.state == .queued else {
+            unlock()
+            return
+        }
+        request.fail(request.isCancelled ? CacheError.cancelled : CacheError.closed("sqlite"))
+        request.markFinished()
+        unlock()
+        request.resumeIfWaiting()
+    }
+
     private func cancel(_ request: AnyRequest) {
         lock()
         request.isCancelled = true
@@ -326,6 +370,7 @@ final class ConnectionThread: TaskExecutor, @unchecked Sendable {
             }
             finishWaiters.append(continuation)
             stopping = true
+            stopRequested.store(true, ordering: .releasing)
             pthread_cond_signal(condition)
             unlock()
         }
@@ -335,6 +380,7 @@ final class ConnectionThread: TaskExecutor, @unchecked Sendable {
     func shutdownDetached() {
         lock()
         stopping = true
+        stopRequested.store(true, ordering: .releasing)
         pthread_cond_signal(condition)
         unlock()
     }
@@ -351,12 +397,18 @@ final class ConnectionThread: TaskExecutor, @unchecked Sendable {
             // Poll only for a lone caller (a batch of one, no other caller inside `perform`): it waits on
             // each answer before it asks again, and a wake-up would cost it more than the answer.
             // Several callers keep the queue filled on their own, and polling would only take CPU time
-            // from the threads producing their next requests (on a machine whose CPUs share a core, a
-            // busy sibling slows the other by a third or more).
+            // from the threads producing their next requests.
             if spinNanoseconds > 0 && lastBatchSize == 1 && activeCallers.load(ordering: .relaxed) <= 1
-                && queued.load(ordering: .relaxed) == 0
+                && queued.load(ordering: .relaxed) == 0 && !stopRequested.load(ordering: .relaxed), let handed = spin()
             {
-                spin()
+                if stopRequested.load(ordering: .acquiring) {
+                    // Handed over as the backend closed: answer as a queued request would be.
+                    reject(handed)
+                } else {
+                    runHanded(handed, connection)
+                }
+                lastBatchSize = 1
+                continue
             }
             lock()
             while queue.isEmpty && jobs.isEmpty && !stopping {
@@ -385,23 +437,31 @@ final class ConnectionThread: TaskExecutor, @unchecked Sendable {
         }
     }
 
-    /// Polls the queue for up to the configured spin time before the thread goes to sleep.
-    private func spin() {
-        isIdleSpinning.store(true, ordering: .relaxed)
-        defer { isIdleSpinning.store(false, ordering: .relaxed) }
+    /// Polls the queue and the mailbox for up to the configured spin time before the thread goes to
+    /// sleep; returns a request handed over through the mailbox, if one came.
+    private func spin() -> AnyRequest? {
+        mailbox.store(Self.mailboxListening, ordering: .relaxed)
         var start = timespec()
         clock_gettime(CLOCK_MONOTONIC, &start)
         var iterations = 0
-        while queued.load(ordering: .relaxed) == 0 {
+        while true {
+            if mailbox.load(ordering: .relaxed) != Self.mailboxListening { break }
+            if queued.load(ordering: .relaxed) != 0 || stopRequested.load(ordering: .relaxed) { break }
             csqlite_cpu_relax()
             iterations += 1
             if iterations & 63 == 0 {
                 var now = timespec()
                 clock_gettime(CLOCK_MONOTONIC, &now)
                 let elapsed = Int64(now.tv_sec - start.tv_sec) * 1_000_000_000 + Int64(now.tv_nsec - start.tv_nsec)
-                if elapsed >= spinNanoseconds { return }
+                if elapsed >= spinNanoseconds { break }
             }
         }
+        // Close the mailbox; if a caller got in first, take its request.
+        let closing = mailbox.compareExchange(expected: Self.mailboxListening, desired: Self.mailboxClosed, ordering: .acquiring)
+        if closing.exchanged { return nil }
+        mailbox.store(Self.mailboxClosed, ordering: .relaxed)
+        guard let address = UnsafeRawPointer(bitPattern: closing.original) else { return nil }
+        return Unmanaged<AnyRequest>.fromOpaque(address).takeRetainedValue()
     }
 
     private func process(_ batch: [AnyRequest], _ connection: SQLiteConnection, group: inout [AnyRequest]) {
@@ -426,6 +486,31 @@ final class ConnectionThread: TaskExecutor, @unchecked Sendable {
             if !group.isEmpty { runGroup(group, connection) }
             index = end
         }
+    }
+
+    /// Runs a read or short write handed over through the mailbox: a group of one, without the
+    /// batch bookkeeping (the hot path of a lone caller).
+    private func runHanded(_ request: AnyRequest, _ connection: SQLiteConnection) {
+        handedRequests.wrappingAdd(1, ordering: .relaxed)
+        lock()
+        guard request.state == .queued else {
+            // Cancelled while it was being handed over, and already answered.
+            unlock()
+            return
+        }
+        request.state = .running
+        unlock()
+        let writes = request.kind == .write
+        if writes && isWriter && connection.store.tracksAccess && connection.store.hasPendingAccesses {
+            runInTransaction(CollectionOfOne(request), writes: true, connection)
+        } else {
+            request.execute(on: connection)
+        }
+        if writes && isWriter { afterWrites(connection) }
+        lock()
+        request.markFinished()
+        unlock()
+        request.resumeIfWaiting()
     }
 
     private func runExclusive(_ request: AnyRequest, _ connection: SQLiteConnection) {
@@ -470,7 +555,7 @@ final class ConnectionThread: TaskExecutor, @unchecked Sendable {
         for request in group { request.resumeIfWaiting() }
     }
 
-    private func runInTransaction(_ group: [AnyRequest], writes: Bool, _ connection: SQLiteConnection) {
+    private func runInTransaction<Group: Collection<AnyRequest>>(_ group: Group, writes: Bool, _ connection: SQLiteConnection) {
         do {
             try connection.begin(immediate: writes)
         } catch {
@@ -548,8 +633,6 @@ class AnyRequest: @unchecked Sendable {
     let kind: RequestKind
     var state: RequestState = .created
     var isCancelled = false
-    /// Set by `perform` when the request is submitted as the caller suspends (the common path).
-    var submitOnSuspend = false
     /// True once the result is in; polled by a caller that waits briefly instead of suspending.
     let completed = Atomic<Bool>(false)
 
@@ -563,8 +646,16 @@ class AnyRequest: @unchecked Sendable {
         completed.store(true, ordering: .releasing)
     }
 
+    /// Runs the body and keeps its result; set by ``Request``'s initializer, where the result type is
+    /// known, so the connection's thread runs specialized code rather than the generic class's
+    /// unspecialized methods (which look type metadata up at run time on every call).
+    fileprivate(set) final var work: (SQLiteConnection) -> Void = { _ in }
+
     /// Runs the body and keeps its result (does not resume the caller).
-    func execute(on connection: SQLiteConnection) {}
+    @inline(__always)
+    final func execute(on connection: SQLiteConnection) {
+        work(connection)
+    }
     /// Replaces the result with a failure.
     func fail(_ error: any Error) {}
     /// Resumes the caller if it suspended; a caller still polling takes the result itself.
@@ -573,21 +664,21 @@ class AnyRequest: @unchecked Sendable {
 
 /// A request whose body returns a `T`.
 final class Request<T: Sendable>: AnyRequest, @unchecked Sendable {
-    private let body: @Sendable (SQLiteConnection) throws -> T
     /// Set (with the mutex held) when the caller suspends; resumed exactly once.
     var continuation: UnsafeContinuation<T, any Error>?
     private var result: Result<T, any Error>?
 
     init(kind: RequestKind, body: @escaping @Sendable (SQLiteConnection) throws -> T) {
-        self.body = body
         super.init(kind: kind)
-    }
-
-    override func execute(on connection: SQLiteConnection) {
-        do {
-            result = .success(try body(connection))
-        } catch {
-            result = .failure(error)
+        // `unowned(unsafe)`: the closure is only called through this request (`execute`), by a thread
+        // that holds a strong reference to it, so the request is alive whenever it runs; a strong
+        // capture would make a cycle.
+        work = { [unowned(unsafe) self] connection in
+            do {
+                self.result = .success(try body(connection))
+            } catch {
+                self.result = .failure(error)
+            }
         }
     }
 
