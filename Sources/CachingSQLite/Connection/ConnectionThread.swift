@@ -272,11 +272,8 @@ final class ConnectionThread: TaskExecutor, @unchecked Sendable {
     /// Runs a read or short write on this thread, now, from a job of a task that prefers this thread:
     /// what a batch of one request would do, without the queue.
     private func performInline<T>(_ kind: RequestKind, _ body: (SQLiteConnection) throws -> T) throws -> T {
-        // Only this thread writes `connection`, so it is stable here; `stopping` is set by others.
-        lock()
-        let closed = stopping
-        unlock()
-        guard let connection, !closed else { throw CacheError.closed("sqlite") }
+        // Only this thread writes `connection`, so it is stable here; `stopRequested` mirrors `stopping`.
+        guard let connection, !stopRequested.load(ordering: .acquiring) else { throw CacheError.closed("sqlite") }
         if Task.isCancelled { throw CacheError.cancelled }
         inlineRequests.wrappingAdd(1, ordering: .relaxed)
         guard kind == .write && isWriter else { return try body(connection) }
