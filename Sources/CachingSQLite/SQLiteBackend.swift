@@ -148,7 +148,8 @@ public final class SQLiteBackend: CacheBackend {
     /// }
     /// ```
     ///
-    /// Use it for read-heavy stretches of short code. Everything the task does in the scope runs on this
+    /// Use it for read-heavy stretches of short code: a write still hops to the writer's thread and
+    /// back, and is slower than on the default path. Everything the task does in the scope runs on this
     /// one thread, one job at a time, between the requests of every other caller: CPU-heavy or blocking
     /// code in it delays every read of the backend, and tasks sharing it never run in parallel. After
     /// ``close()``, tasks that still prefer it run on the global concurrent executor.
