@@ -243,4 +243,20 @@ import MetricsTestKit
         #expect(metrics.counterTotal(label: "cache.errors", dimensions: [("backend", "failing"), ("operation", "read")]) == 1)
         #expect(metrics.counterTotal(label: "cache.errors", dimensions: [("backend", "failing"), ("operation", "write")]) == 1)
     }
+
+    @Test func batchGetCountsEveryKeyAndEvictsOnlyTheUndecodable() async throws {
+        let metrics = TestMetrics()
+        let backend = InMemoryBackend()
+        let cache = CacheFront(backend: backend, metricsFactory: metrics).namespace("n")
+        try await cache.set(["a": 1, "c": 3], ttl: .seconds(60))
+        try await backend.set("n:b", to: [0xde, 0xad], ttl: nil)
+        let found = try await cache.get(["a", "b", "c", "d"], as: Int.self)
+        #expect(found == [1, nil, 3, nil])
+        #expect(try await backend.get("n:b") == nil)
+        #expect(try await backend.get("n:a") != nil)
+        #expect(metrics.counterTotal(label: "cache.requests", dimensions: [("backend", "memory"), ("result", "hit")]) == 2)
+        // "d" is absent and "b" could not be decoded: both are misses.
+        #expect(metrics.counterTotal(label: "cache.requests", dimensions: [("backend", "memory"), ("result", "miss")]) == 2)
+        #expect(metrics.counterTotal(label: "cache.errors", dimensions: [("backend", "memory"), ("operation", "decode")]) == 1)
+    }
 }

@@ -39,6 +39,9 @@ struct MicroCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Pin the tool to CPUs (a list such as 0 or 0-1), or none.", valueName: "cpus"))
     var pin: String = "none"
 
+    @Option(help: ArgumentHelp("Run only the measurements whose name contains this text (for profiling one path, e.g. 'BinaryCoder').", valueName: "text"))
+    var only: String?
+
     func run() async throws {
         let (perRound, cpus) = try BenchError.usage { () throws -> (Duration, [Int]?) in
             let perRound = try parseDuration(duration, what: "--duration")
@@ -48,7 +51,7 @@ struct MicroCommand: AsyncParsableCommand {
         }
         if let cpus { try CPUPlacement.pin(to: cpus) }
         Cleanup.shared.installSignalHandlers()
-        let bench = MicroBench(perRound: perRound, rounds: rounds, keyCount: keys)
+        let bench = MicroBench(perRound: perRound, rounds: rounds, keyCount: keys, only: only)
         let report = try await bench.run()
         Terminal.write(try MicroReport.render(report, format: format))
     }
@@ -85,6 +88,13 @@ struct MicroBench {
     let perRound: Duration
     let rounds: Int
     let keyCount: Int
+    /// When set, only measurements whose name contains it run.
+    var only: String? = nil
+
+    private func selected(_ name: String) -> Bool {
+        guard let only else { return true }
+        return name.localizedCaseInsensitiveContains(only)
+    }
 
     func run() async throws -> MicroReportData {
         let progress = ProgressLine(enabled: true)
@@ -105,7 +115,7 @@ struct MicroBench {
         let bare = try await measure("Mutex<[String: [UInt8]]> lookup (baseline)") { i in
             dictionary.withLock { $0[lookups[i % lookups.count]] } != nil
         }
-        results.append(bare)
+        if let bare { results.append(bare) }
 
         // 2. InMemoryBackend get-hit.
         let backend = try InMemoryBackend(maxEntries: max(keyCount * 2, 1000), maxBytes: 1 << 30, shardCount: InMemoryBackend.defaultShardCount)
@@ -114,7 +124,7 @@ struct MicroBench {
         let memory = try await measureAsync("InMemoryBackend.get hit (100 B)") { i in
             try await backend.get(lookups[i % lookups.count]) != nil
         }
-        results.append(memory)
+        if let memory { results.append(memory) }
 
         // 3. CacheFront.get(_:as:) of a 5-field struct, BinaryCoder and JSONCoder.
         var fronts: [(String, CacheFront)] = []
@@ -125,11 +135,29 @@ struct MicroBench {
             fronts.append((name, front))
         }
         let frontKeys = order.map { String($0) }
+        // The front's own cost: the same 100-byte values as step 2, read as raw bytes (no coder).
+        let rawFront = CacheFront(backend: backend, prefix: "micro").namespace("users")
+        if let result = try await measureAsync("CacheFront.get(_:as: [UInt8]) raw (100 B)", { i in
+            try await rawFront.get(frontKeys[i % frontKeys.count], as: [UInt8].self) != nil
+        }) {
+            results.append(result)
+        }
+        // The front's batch path: 100 keys per call, reported per key.
+        let batches = (0..<64).map { b in (0..<100).map { frontKeys[(b * 100 + $0) % frontKeys.count] } }
+        if var result = try await measureAsync("CacheFront.get([100 keys], as: [UInt8]) raw, per key", { i in
+            try await rawFront.get(batches[i & 63], as: [UInt8].self).count == 100
+        }) {
+            result.opsPerSecond *= 100
+            result.nanosecondsPerOp /= 100
+            results.append(result)
+        }
         for (name, front) in fronts {
             progress.show("micro: CacheFront.get with \(name)")
-            results.append(try await measureAsync("CacheFront.get(_:as: Profile) with \(name)") { i in
+            if let result = try await measureAsync("CacheFront.get(_:as: Profile) with \(name)", { i in
                 try await front.get(frontKeys[i % frontKeys.count], as: Profile.self) != nil
-            })
+            }) {
+                results.append(result)
+            }
         }
 
         // 4. Coders: encode + decode of the same struct, and the encoded size.
@@ -138,20 +166,30 @@ struct MicroBench {
         for (name, coder) in [("BinaryCoder", BinaryCoder() as any Coder), ("JSONCoder", JSONCoder() as any Coder)] {
             progress.show("micro: \(name) encode + decode")
             let size = try coder.encode(profiles[1]).count
-            var result = try await measure("\(name) encode + decode (Profile)") { i in
+            if var result = try await measure("\(name) encode + decode (Profile)", { i in
                 let profile = profiles[i & 63]
                 let bytes = try coder.encode(profile)
                 return try coder.decode(Profile.self, from: bytes).id == profile.id
+            }) {
+                result.bytes = size
+                coderResults[name] = result
+                results.append(result)
             }
-            result.bytes = size
-            coderResults[name] = result
-            results.append(result)
+            // Decode alone: the share of a front get that is the coder's.
+            let encoded = try profiles.map { try coder.encode($0) }
+            if let result = try await measure("\(name) decode (Profile)", { i in
+                try coder.decode(Profile.self, from: encoded[i & 63]).id == profiles[i & 63].id
+            }) {
+                results.append(result)
+            }
         }
 
         var goals: [MicroGoal] = []
-        let memoryRatio = memory.opsPerSecond / bare.opsPerSecond
-        goals.append(MicroGoal(goal: "InMemoryBackend get-hit ≥ 0.5× bare Mutex dictionary",
-                               measured: "\(Units.fixed(memoryRatio, 2))×", met: memoryRatio >= 0.5))
+        if let memory, let bare {
+            let memoryRatio = memory.opsPerSecond / bare.opsPerSecond
+            goals.append(MicroGoal(goal: "InMemoryBackend get-hit ≥ 0.5× bare Mutex dictionary",
+                                   measured: "\(Units.fixed(memoryRatio, 2))×", met: memoryRatio >= 0.5))
+        }
         if let binaryFront = results.first(where: { $0.name.hasPrefix("CacheFront.get") && $0.name.hasSuffix("BinaryCoder") }) {
             let ratio = binaryFront.opsPerSecond / 266_000
             goals.append(MicroGoal(goal: "CacheFront.get + BinaryCoder ≥ 10× fastapi-cache InMemory+JsonCoder (266k/s here)",
@@ -169,8 +207,9 @@ struct MicroBench {
         return MicroReportData(machine: .current(), toolAllowedCPUs: CPUPlacement.allowedList(), results: results, goals: goals, notes: notes)
     }
 
-    /// Rounds of a synchronous body; the median round.
-    private func measure(_ name: String, _ body: (Int) throws -> Bool) async throws -> MicroResult {
+    /// Rounds of a synchronous body; the median round, or `nil` when `--only` excludes it.
+    private func measure(_ name: String, _ body: (Int) throws -> Bool) async throws -> MicroResult? {
+        guard selected(name) else { return nil }
         var rates: [Double] = []
         var sink = 0
         for _ in 0..<rounds {
@@ -191,8 +230,9 @@ struct MicroBench {
         return try summarize(name, rates, sink: sink)
     }
 
-    /// Rounds of an async body; the median round.
-    private func measureAsync(_ name: String, _ body: (Int) async throws -> Bool) async throws -> MicroResult {
+    /// Rounds of an async body; the median round, or `nil` when `--only` excludes it.
+    private func measureAsync(_ name: String, _ body: (Int) async throws -> Bool) async throws -> MicroResult? {
+        guard selected(name) else { return nil }
         var rates: [Double] = []
         var sink = 0
         for _ in 0..<rounds {

@@ -131,24 +131,39 @@ extension CacheFront {
     /// ```swift
     /// let found = try await users.get(["1", "2", "3"], as: User.self)   // [User?]
     /// ```
+    @inlinable
     public func get<T: Decodable & Sendable>(_ keys: [String], as type: T.Type = T.self) async throws -> [T?] {
-        let storageKeys = try keys.map { key throws(CacheError) in try storageKey(key) }
+        // Inlinable so the caller's module specializes it for `T`; the loop decodes without
+        // suspending, and only entries that fail to decode (rare) cost an await afterwards.
+        var storageKeys: [String] = []
+        storageKeys.reserveCapacity(keys.count)
+        for key in keys { storageKeys.append(try storageKey(key)) }
         guard isEnabled else { return Array(repeating: nil, count: keys.count) }
         let entries = try await backend.get(storageKeys)
-        guard entries.count == storageKeys.count else {
-            throw CacheError(.internalError, "the \(backend.name) backend returned \(entries.count) entries for \(storageKeys.count) keys")
-        }
+        guard entries.count == storageKeys.count else { throw batchCountMismatch(entries.count, storageKeys.count) }
         var result: [T?] = []
         result.reserveCapacity(keys.count)
-        for (index, entry) in entries.enumerated() {
-            guard let entry else {
-                shared.metrics.misses.increment()
+        var hits = 0
+        var misses = 0
+        var undecodable: [(index: Int, error: any Error)] = []
+        for index in entries.indices {
+            guard let entry = entries[index] else {
+                misses += 1
                 result.append(nil)
                 continue
             }
-            let value: T? = await decodeOrEvict(entry.value, key: storageKeys[index])
-            if value != nil { shared.metrics.hits.increment() }
-            result.append(value)
+            do {
+                result.append(try decode(entry.value, as: T.self))
+                hits += 1
+            } catch {
+                undecodable.append((index, error))
+                result.append(nil)
+            }
+        }
+        recordHits(hits)
+        recordMisses(misses)
+        for (index, error) in undecodable {
+            await evictUndecodable(key: storageKeys[index], type: T.self, error: error)
         }
         return result
     }
@@ -243,6 +258,20 @@ extension CacheFront {
 
     @usableFromInline
     func recordMiss() { shared.metrics.misses.increment() }
+
+    /// Counts `count` hits in one metrics call (nothing when zero).
+    @usableFromInline
+    func recordHits(_ count: Int) { if count > 0 { shared.metrics.hits.increment(by: count) } }
+
+    /// Counts `count` misses in one metrics call (nothing when zero).
+    @usableFromInline
+    func recordMisses(_ count: Int) { if count > 0 { shared.metrics.misses.increment(by: count) } }
+
+    /// The error for a backend whose batch get answered with the wrong number of entries.
+    @usableFromInline
+    func batchCountMismatch(_ got: Int, _ expected: Int) -> CacheError {
+        CacheError(.internalError, "the \(backend.name) backend returned \(got) entries for \(expected) keys")
+    }
 
     /// `bytes` as a `T`: raw for `[UInt8]` and `String`, through the coder otherwise.
     @inlinable
