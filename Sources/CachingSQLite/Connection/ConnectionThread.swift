@@ -302,8 +302,12 @@ final class ConnectionThread: TaskExecutor, @unchecked Sendable {
         }
         jobs.append(job)
         queued.add(1, ordering: .relaxed)
-        if sleeping { pthread_cond_signal(condition) }
+        let wake = sleeping
         unlock()
+        // Signalled after unlocking, so the woken thread does not block at once on the mutex this
+        // thread still holds (a second sleep and wake-up). No wake-up is lost: the thread rechecks the
+        // queue under the mutex, and the job is already in it.
+        if wake { pthread_cond_signal(condition) }
     }
 
     private func submit(_ request: AnyRequest) {
@@ -318,8 +322,10 @@ final class ConnectionThread: TaskExecutor, @unchecked Sendable {
         request.state = .queued
         queue.append(request)
         queued.add(1, ordering: .relaxed)
-        if sleeping { pthread_cond_signal(condition) }
+        let wake = sleeping
         unlock()
+        // After unlocking, as in `enqueue(_:)`.
+        if wake { pthread_cond_signal(condition) }
     }
 
     /// Answers a request that arrived as the thread stopped with `.closed` (or `.cancelled`).
