@@ -469,11 +469,15 @@ static void sqlite_call(cref_target *t, const cref_keys *keys, int op, const uin
             sqlite3_bind_int64(s, 2, now);
             int rc = sqlite3_step(s);
             if (rc == SQLITE_ROW) {
-                /* Read the bytes as a caller would, so the copy-out cost is counted. */
+                /* Copy the bytes out into a buffer the caller owns, as the backend must (a Swift
+                   [UInt8]), so the copy-out cost is counted on both sides. */
                 const void *bytes = sqlite3_column_blob(s, 0);
                 int n = sqlite3_column_bytes(s, 0);
-                volatile uint8_t sink = n > 0 && bytes ? ((const uint8_t *)bytes)[n - 1] : 0;
+                uint8_t *copy = malloc(n > 0 ? (size_t)n : 1);
+                if (copy && n > 0 && bytes) memcpy(copy, bytes, (size_t)n);
+                volatile uint8_t sink = copy && n > 0 ? copy[n - 1] : 0;
                 (void)sink;
+                free(copy);
                 stats->hits++;
             } else if (rc == SQLITE_DONE) {
                 stats->misses++;

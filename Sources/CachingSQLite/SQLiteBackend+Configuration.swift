@@ -69,7 +69,11 @@ extension SQLiteBackend {
         /// cuts the latency of back-to-back calls, at the price of CPU time while idle between them.
         /// A caller that finds the thread polling also polls for its answer, for at most 20 µs, before it
         /// suspends: a short operation then completes in a few microseconds, with no wake-up on either
-        /// side. Default: 50 microseconds; `.zero` turns both off (so does a machine with one core).
+        /// side. The price is CPU time: while one task calls back to back, its thread and the
+        /// connection's thread are both busy (two cores), and after each call a connection thread
+        /// polls for up to this long before it sleeps. Several concurrent callers keep the queue full
+        /// and nobody polls. Default: 50 microseconds; `.zero` turns both off (so does a machine with
+        /// one core), and every call then pays a thread wake-up on each side.
         public var idleSpin: Duration
 
         /// Creates a configuration; every parameter has the default described on its property.

@@ -22,7 +22,7 @@ struct BenchSession {
 
         // Which backends, and where their servers are.
         let explicit = settings.kinds != nil
-        var kinds = settings.kinds ?? BackendKind.allCases
+        var kinds = settings.kinds ?? BackendKind.allCases.filter { $0 != .sqliteExecutor }  // the opt-in row only on request
         var redis: RedisAddress?
         var memcached: [HostPort]?
         if kinds.contains(.redis) {
@@ -62,7 +62,11 @@ struct BenchSession {
                 progress.show("opening the C reference for \(kind.rawValue)")
                 switch kind {
                 case .memory: continue
-                case .sqlite: references.append(try await ReferenceTarget.sqlite(path: sqliteDirectory + "/cache-bench-reference.sqlite"))
+                case .sqlite, .sqliteExecutor:
+                    // One C loop is the reference of both SQLite targets.
+                    if !references.contains(where: { $0.referenceFor == "sqlite" }) {
+                        references.append(try await ReferenceTarget.sqlite(path: sqliteDirectory + "/cache-bench-reference.sqlite"))
+                    }
                 case .redis:
                     if let redis { references.append(try await ReferenceTarget.redis(redis, timeoutMilliseconds: timeoutMilliseconds)) }
                 case .memcached:
@@ -304,6 +308,7 @@ struct BenchSession {
         switch kind {
         case .memory: return "in-process"
         case .sqlite: return "file \(config.sqlitePath)"
+        case .sqliteExecutor: return "file \(config.sqlitePath(.sqliteExecutor)), callers prefer its taskExecutor"
         case .redis:
             let server = spawned.first { $0.kind == "redis-server" }
             return (config.redis?.display ?? "?") + (server.map { " (spawned, pid \($0.pid))" } ?? "")

@@ -50,7 +50,7 @@ enum SwiftRunner {
         var total = CallerResult()
         await withTaskGroup(of: CallerResult.self) { group in
             for caller in 0..<spec.concurrency {
-                group.addTask {
+                group.addTask(executorPreference: client.taskExecutor) {
                     await runCaller(
                         client: client, spec: spec, plan: plan, seed: seed &+ UInt64(caller) &* 0x9E37_79B9,
                         variants: variants, window: window, quota: window.quota[caller], counter: counter,

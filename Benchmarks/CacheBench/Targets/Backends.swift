@@ -9,6 +9,9 @@ import Logging
 enum BackendKind: String, CaseIterable, Sendable {
     case memory
     case sqlite
+    /// The SQLite backend with its callers opted in to ``SQLiteBackend/taskExecutor``: each caller task
+    /// runs on the backend's reader thread and its reads run inline, with no thread hop.
+    case sqliteExecutor = "sqlite-executor"
     case redis
     case memcached
 
@@ -17,11 +20,11 @@ enum BackendKind: String, CaseIterable, Sendable {
         var kinds: [BackendKind] = []
         for name in text.split(separator: ",").map({ $0.trimmingWhitespace().lowercased() }) where !name.isEmpty {
             guard let kind = BackendKind(rawValue: name) ?? (name == "inmemory" || name == "in-memory" ? .memory : nil) else {
-                throw BenchError("unknown backend '\(name)': choose from memory, sqlite, redis, memcached")
+                throw BenchError("unknown backend '\(name)': choose from memory, sqlite, sqlite-executor, redis, memcached")
             }
             if !kinds.contains(kind) { kinds.append(kind) }
         }
-        guard !kinds.isEmpty else { throw BenchError("--backends is empty: choose from memory, sqlite, redis, memcached") }
+        guard !kinds.isEmpty else { throw BenchError("--backends is empty: choose from memory, sqlite, sqlite-executor, redis, memcached") }
         return kinds
     }
 }
@@ -37,6 +40,11 @@ struct BackendConfig: Sendable {
     var memoryBytes: Int
     /// Whether the backends' own log messages (reconnects, timeouts) go to standard error.
     var verbose: Bool
+
+    /// The file of an SQLite target: each has its own, so both can run in one session.
+    func sqlitePath(_ kind: BackendKind) -> String {
+        kind == .sqliteExecutor ? sqlitePath.replacingOccurrences(of: ".sqlite", with: "-executor.sqlite") : sqlitePath
+    }
 
     /// The logger handed to backends: silent unless `--verbose`, since failures already show
     /// as errors in the tables and log lines would break the progress line and the output.
@@ -70,10 +78,11 @@ struct BackendTarget: Sendable {
                 maxEntries: max(InMemoryBackend.defaultMaxEntries, config.memoryEntries),
                 maxBytes: max(InMemoryBackend.defaultMaxBytes, config.memoryBytes)
             )
-        case .sqlite:
+        case .sqlite, .sqliteExecutor:
             // The defaults a user gets: WAL, synchronous=NORMAL, one reader connection, no size limit.
-            try? FileManager.default.removeItem(atPath: config.sqlitePath)
-            backend = try await SQLiteBackend(path: config.sqlitePath, logger: config.logger("swift-caching.sqlite"))
+            let path = config.sqlitePath(kind)
+            try? FileManager.default.removeItem(atPath: path)
+            backend = try await SQLiteBackend(path: path, logger: config.logger("swift-caching.sqlite"))
         case .redis:
             guard let address = config.redis else { throw BenchError("redis: no server address") }
             var configuration = try RedisConfiguration(url: address.url)
@@ -112,6 +121,7 @@ struct BackendTarget: Sendable {
         let keys = (0..<spec.keyCount).map { "k\($0)" }
         let coder: any Coder = spec.coder == .json ? JSONCoder() : BinaryCoder()
         let front = CacheFront(backend: backend, prefix: prefix, defaultTTL: nil, coder: coder).namespace(spec.name)
+        let executor = kind == .sqliteExecutor ? (backend as? SQLiteBackend)?.taskExecutor : nil
         switch spec.coder {
         case .raw where kind == .memcached && ProcessInfo.processInfo.environment["CACHE_BENCH_MEMCACHED_DIRECT"] == "1":
             // Profiling knob: the same keys and values straight through the backend, without
@@ -119,12 +129,12 @@ struct BackendTarget: Sendable {
             let client = DirectBackendClient(backend: backend, keys: keys.map { front.scope + $0 }, values: ValueVariants.bytes(sizes: valueSizes), ttl: spec.ttl)
             return (client, front)
         case .raw:
-            return (FrontClient(front: front, keys: keys, values: ValueVariants.bytes(sizes: valueSizes), ttl: spec.ttl), front)
+            return (FrontClient(front: front, keys: keys, values: ValueVariants.bytes(sizes: valueSizes), ttl: spec.ttl, taskExecutor: executor), front)
         case .binary, .json:
             let values = try valueSizes.enumerated().map { index, size in
                 try BenchRecord.sized(size, id: Int64(index)) { try coder.encode($0) }
             }
-            return (FrontClient(front: front, keys: keys, values: values, ttl: spec.ttl), front)
+            return (FrontClient(front: front, keys: keys, values: values, ttl: spec.ttl, taskExecutor: executor), front)
         }
     }
 }

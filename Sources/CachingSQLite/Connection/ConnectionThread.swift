@@ -35,20 +35,32 @@ enum RequestKind {
 ///
 /// The handle is only ever used by this thread; callers only queue requests and await them, so no
 /// blocking SQLite call ever runs on Swift's cooperative pool.
-final class ConnectionThread: @unchecked Sendable {
-    // `@unchecked Sendable`: the queue, the flags and the request states are read and written only with
+///
+/// The thread is also a `TaskExecutor` (SE-0417): a task that prefers it (``SQLiteBackend/taskExecutor``
+/// with `withTaskExecutorPreference`) runs its code on this thread, between batches, and its requests
+/// to this connection then run inline, with no thread hop at all (see ``perform(_:_:)``).
+final class ConnectionThread: TaskExecutor, @unchecked Sendable {
+    // `@unchecked Sendable`: the queues, the flags and the request states are read and written only with
     // `mutex` held; `connection` is used only by the thread (after `start` publishes it under the
     // mutex), except `sqlite3_interrupt`, which SQLite allows from any thread, called with `mutex` held
-    // while the connection is known to be open.
+    // while the connection is known to be open. `threadID` is written once by the new thread before
+    // `start` returns (the continuation's resume orders it before any later read).
 
     /// A short name for the thread and for messages, such as `sqlite-writer`.
     let name: String
     private let mutex: UnsafeMutablePointer<pthread_mutex_t>
     private let condition: UnsafeMutablePointer<pthread_cond_t>
     private var queue: [AnyRequest] = []
+    /// Jobs of tasks that prefer this thread as their executor, run between batches of requests.
+    private var jobs: [UnownedJob] = []
     private var sleeping = false
     private var stopping = false
+    /// Set (with the mutex held) when the thread stops serving; jobs enqueued after it go to the
+    /// global executor, so a task that still prefers this thread never hangs.
+    private var servingEnded = false
     private var finished = false
+    /// The thread's id, to recognise code already running on it.
+    private var threadID: pthread_t?
     private var finishWaiters: [UnsafeContinuation<Void, Never>] = []
     private var connection: SQLiteConnection?
     /// Requests queued and not yet taken; polled without the mutex while spinning.
@@ -57,8 +69,19 @@ final class ConnectionThread: @unchecked Sendable {
     private let activeCallers = Atomic<Int>(0)
     /// How many tasks are using this thread now (for choosing among readers).
     var activeCallerCount: Int { activeCallers.load(ordering: .relaxed) }
-    /// Whether the thread is polling for work after a batch (so a new request is picked up at once).
-    private let isIdleSpinning = Atomic<Bool>(false)
+    /// A one-request hand-off from a lone caller to the thread while the thread polls for work:
+    /// ``mailboxClosed`` (the thread is not polling), ``mailboxListening`` (polling, empty), or a
+    /// retained request's address. Only a caller moves it from listening to a request, and only the
+    /// thread moves it anywhere else, so a request is never left in it while the thread sleeps.
+    private let mailbox = Atomic<UInt>(0)
+    /// Requests run inline for a task that prefers this thread (for tests and diagnostics).
+    let inlineRequests = Atomic<Int>(0)
+    /// Requests handed over through ``mailbox`` (for tests and diagnostics).
+    let handedRequests = Atomic<Int>(0)
+    /// Set with `stopping`, for the polling loop, which does not take the mutex.
+    private let stopRequested = Atomic<Bool>(false)
+    private static let mailboxClosed: UInt = 0
+    private static let mailboxListening: UInt = 1
     /// How long a caller polls for a quick answer before suspending (see ``perform(_:_:)``).
     private let callerSpinNanoseconds: Int64
     /// Whether this thread owns the store's writer connection (flushes access times, evicts).
@@ -139,6 +162,7 @@ final class ConnectionThread: @unchecked Sendable {
     /// The thread's body: open, publish, serve until stopped, close.
     private func threadMain(_ start: ThreadStart) {
         csqlite_set_thread_name(String(name.prefix(15)))
+        threadID = pthread_self()
         let opened: SQLiteConnection
         do {
             opened = try start.open()
@@ -168,13 +192,23 @@ final class ConnectionThread: @unchecked Sendable {
 
     // MARK: Submitting
 
+    /// Whether the calling code runs on this thread (a task that prefers this thread as its executor).
+    var isCurrentThread: Bool {
+        guard let threadID else { return false }
+        return pthread_equal(pthread_self(), threadID) != 0
+    }
+
     /// Runs `body` with the connection on this thread and returns its result.
     ///
-    /// A lone caller (no other task inside `perform` on this thread) that finds the thread awake and
-    /// idle (polling for work after its last batch) polls for the answer for up to
+    /// A caller already running on this thread (a task that prefers it as its executor, see
+    /// ``SQLiteBackend/taskExecutor``) runs a `.read` or `.write` inline: a job of such a task only
+    /// runs between batches, so the connection is free, and no other thread is involved.
+    ///
+    /// A lone caller that finds the thread polling for work (after answering its previous request)
+    /// hands the request over through ``mailbox`` and polls for the answer for up to
     /// ``callerSpinNanoseconds`` before it suspends: a short request is answered in a few microseconds
-    /// that way, with no thread wake-up on either side. Otherwise, or when the answer takes longer, the
-    /// caller suspends until the thread resumes it.
+    /// that way, with no lock, no queue and no thread wake-up on either side. Otherwise, or when the
+    /// answer takes longer, the caller queues the request and suspends until the thread resumes it.
     ///
     /// - Throws: what `body` throws; `.cancelled` if the task is cancelled before the request starts
     ///   (or, for `.exclusive` requests, while it runs); `.closed` once the thread is stopping.
@@ -182,35 +216,98 @@ final class ConnectionThread: @unchecked Sendable {
         _ kind: RequestKind,
         _ body: @escaping @Sendable (SQLiteConnection) throws -> T
     ) async throws -> T {
+        if kind != .exclusive && isCurrentThread {
+            return try performInline(kind, body)
+        }
         let request = Request<T>(kind: kind, body: body)
-        let callers = activeCallers.wrappingAdd(1, ordering: .relaxed).newValue
+        if kind != .exclusive && callerSpinNanoseconds > 0 && handOff(request) {
+            if request.waitBriefly(nanoseconds: callerSpinNanoseconds) { return try request.takeResult() }
+            // The answer takes longer: suspend until the thread resumes the caller.
+            return try await withTaskCancellationHandler {
+                try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<T, any Error>) in
+                    lock()
+                    if request.state == .finished {
+                        unlock()
+                        continuation.resume(with: request.takeResultForResume())
+                        return
+                    }
+                    request.continuation = continuation
+                    unlock()
+                }
+            } onCancel: {
+                cancel(request)
+            }
+        }
+        activeCallers.wrappingAdd(1, ordering: .relaxed)
         defer { activeCallers.wrappingSubtract(1, ordering: .relaxed) }
         return try await withTaskCancellationHandler {
-            if callers == 1 && kind != .exclusive && callerSpinNanoseconds > 0 && isIdleSpinning.load(ordering: .relaxed) {
-                submit(request)
-                if request.waitBriefly(nanoseconds: callerSpinNanoseconds) { return try request.takeResult() }
-            } else {
-                // Submitted from inside the continuation closure below.
-                request.submitOnSuspend = true
-            }
-            return try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<T, any Error>) in
-                if request.submitOnSuspend {
-                    request.continuation = continuation
-                    submit(request)
-                    return
-                }
-                lock()
-                if request.state == .finished {
-                    unlock()
-                    continuation.resume(with: request.takeResultForResume())
-                    return
-                }
+            try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<T, any Error>) in
                 request.continuation = continuation
-                unlock()
+                submit(request)
             }
         } onCancel: {
             cancel(request)
         }
+    }
+
+    /// Gives `request` to the thread through ``mailbox`` if the thread is polling it with nothing in
+    /// it; whether it did. The request is marked queued first, so a cancellation meanwhile answers it
+    /// and the thread skips it, as for a queued request.
+    @inline(__always)
+    private func handOff(_ request: AnyRequest) -> Bool {
+        guard mailbox.load(ordering: .relaxed) == Self.mailboxListening else { return false }
+        // No other thread can see the request yet, so its state needs no lock here; the releasing
+        // exchange below publishes it with everything else the thread reads.
+        request.state = .queued
+        let retained = Unmanaged.passRetained(request)
+        let message = UInt(bitPattern: retained.toOpaque())
+        if mailbox.compareExchange(expected: Self.mailboxListening, desired: message, ordering: .releasing).exchanged {
+            return true
+        }
+        retained.release()
+        request.state = .created
+        return false
+    }
+
+    /// Runs a read or short write on this thread, now, from a job of a task that prefers this thread:
+    /// what a batch of one request would do, without the queue.
+    private func performInline<T>(_ kind: RequestKind, _ body: (SQLiteConnection) throws -> T) throws -> T {
+        // Only this thread writes `connection`, so it is stable here; `stopRequested` mirrors `stopping`.
+        guard let connection, !stopRequested.load(ordering: .acquiring) else { throw CacheError.closed("sqlite") }
+        if Task.isCancelled { throw CacheError.cancelled }
+        inlineRequests.wrappingAdd(1, ordering: .relaxed)
+        guard kind == .write && isWriter else { return try body(connection) }
+        if connection.store.tracksAccess && connection.store.hasPendingAccesses {
+            // Recording reads is best effort: a failure here must not fail the caller's write.
+            do {
+                try connection.atomically(immediate: true) { try connection.flushAccesses() }
+            } catch {}
+        }
+        // Evict before answering, so a write that returns leaves the store within its limits.
+        defer { afterWrites(connection) }
+        return try body(connection)
+    }
+
+    // MARK: Executing jobs
+
+    /// Queues a job of a task that prefers this thread; it runs between batches of requests. Once the
+    /// thread has stopped, jobs go to the global concurrent executor instead, so no task hangs.
+    func enqueue(_ job: consuming ExecutorJob) {
+        let job = UnownedJob(job)
+        lock()
+        if servingEnded {
+            unlock()
+            globalConcurrentExecutor.enqueue(job)
+            return
+        }
+        jobs.append(job)
+        queued.add(1, ordering: .relaxed)
+        let wake = sleeping
+        unlock()
+        // Signalled after unlocking, so the woken thread does not block at once on the mutex this
+        // thread still holds (a second sleep and wake-up). No wake-up is lost: the thread rechecks the
+        // queue under the mutex, and the job is already in it.
+        if wake { pthread_cond_signal(condition) }
     }
 
     private func submit(_ request: AnyRequest) {
@@ -225,8 +322,23 @@ final class ConnectionThread: @unchecked Sendable {
         request.state = .queued
         queue.append(request)
         queued.add(1, ordering: .relaxed)
-        if sleeping { pthread_cond_signal(condition) }
+        let wake = sleeping
         unlock()
+        // After unlocking, as in `enqueue(_:)`.
+        if wake { pthread_cond_signal(condition) }
+    }
+
+    /// Answers a request that arrived as the thread stopped with `.closed` (or `.cancelled`).
+    private func reject(_ request: AnyRequest) {
+        lock()
+        guard request.state == .queued else {
+            unlock()
+            return
+        }
+        request.fail(request.isCancelled ? CacheError.cancelled : CacheError.closed("sqlite"))
+        request.markFinished()
+        unlock()
+        request.resumeIfWaiting()
     }
 
     private func cancel(_ request: AnyRequest) {
@@ -261,6 +373,7 @@ final class ConnectionThread: @unchecked Sendable {
             }
             finishWaiters.append(continuation)
             stopping = true
+            stopRequested.store(true, ordering: .releasing)
             pthread_cond_signal(condition)
             unlock()
         }
@@ -270,6 +383,7 @@ final class ConnectionThread: @unchecked Sendable {
     func shutdownDetached() {
         lock()
         stopping = true
+        stopRequested.store(true, ordering: .releasing)
         pthread_cond_signal(condition)
         unlock()
     }
@@ -279,54 +393,78 @@ final class ConnectionThread: @unchecked Sendable {
     private func serve(_ connection: SQLiteConnection) {
         var batch: [AnyRequest] = []
         var group: [AnyRequest] = []
+        var jobBatch: [UnownedJob] = []
         var lastBatchSize = 0
+        let executor = asUnownedTaskExecutor()
         while true {
             // Poll only for a lone caller (a batch of one, no other caller inside `perform`): it waits on
             // each answer before it asks again, and a wake-up would cost it more than the answer.
             // Several callers keep the queue filled on their own, and polling would only take CPU time
-            // from the threads producing their next requests (on a machine whose CPUs share a core, a
-            // busy sibling slows the other by a third or more).
+            // from the threads producing their next requests.
             if spinNanoseconds > 0 && lastBatchSize == 1 && activeCallers.load(ordering: .relaxed) <= 1
-                && queued.load(ordering: .relaxed) == 0
+                && queued.load(ordering: .relaxed) == 0 && !stopRequested.load(ordering: .relaxed), let handed = spin()
             {
-                spin()
+                if stopRequested.load(ordering: .acquiring) {
+                    // Handed over as the backend closed: answer as a queued request would be.
+                    reject(handed)
+                } else {
+                    runHanded(handed, connection)
+                }
+                lastBatchSize = 1
+                continue
             }
             lock()
-            while queue.isEmpty && !stopping {
+            while queue.isEmpty && jobs.isEmpty && !stopping {
                 sleeping = true
                 pthread_cond_wait(condition, mutex)
                 sleeping = false
             }
-            if queue.isEmpty {
+            if queue.isEmpty && jobs.isEmpty {
+                servingEnded = true
                 unlock()
                 return
             }
             swap(&batch, &queue)
+            swap(&jobBatch, &jobs)
             queued.store(0, ordering: .relaxed)
             unlock()
-            lastBatchSize = batch.count
-            process(batch, connection, group: &group)
-            batch.removeAll(keepingCapacity: true)
+            lastBatchSize = batch.count + jobBatch.count
+            if !batch.isEmpty {
+                process(batch, connection, group: &group)
+                batch.removeAll(keepingCapacity: true)
+            }
+            if !jobBatch.isEmpty {
+                for job in jobBatch { job.runSynchronously(on: executor) }
+                jobBatch.removeAll(keepingCapacity: true)
+            }
         }
     }
 
-    /// Polls the queue for up to the configured spin time before the thread goes to sleep.
-    private func spin() {
-        isIdleSpinning.store(true, ordering: .relaxed)
-        defer { isIdleSpinning.store(false, ordering: .relaxed) }
+    /// Polls the queue and the mailbox for up to the configured spin time before the thread goes to
+    /// sleep; returns a request handed over through the mailbox, if one came.
+    private func spin() -> AnyRequest? {
+        mailbox.store(Self.mailboxListening, ordering: .relaxed)
         var start = timespec()
         clock_gettime(CLOCK_MONOTONIC, &start)
         var iterations = 0
-        while queued.load(ordering: .relaxed) == 0 {
+        while true {
+            if mailbox.load(ordering: .relaxed) != Self.mailboxListening { break }
+            if queued.load(ordering: .relaxed) != 0 || stopRequested.load(ordering: .relaxed) { break }
             csqlite_cpu_relax()
             iterations += 1
             if iterations & 63 == 0 {
                 var now = timespec()
                 clock_gettime(CLOCK_MONOTONIC, &now)
                 let elapsed = Int64(now.tv_sec - start.tv_sec) * 1_000_000_000 + Int64(now.tv_nsec - start.tv_nsec)
-                if elapsed >= spinNanoseconds { return }
+                if elapsed >= spinNanoseconds { break }
             }
         }
+        // Close the mailbox; if a caller got in first, take its request.
+        let closing = mailbox.compareExchange(expected: Self.mailboxListening, desired: Self.mailboxClosed, ordering: .acquiring)
+        if closing.exchanged { return nil }
+        mailbox.store(Self.mailboxClosed, ordering: .relaxed)
+        guard let address = UnsafeRawPointer(bitPattern: closing.original) else { return nil }
+        return Unmanaged<AnyRequest>.fromOpaque(address).takeRetainedValue()
     }
 
     private func process(_ batch: [AnyRequest], _ connection: SQLiteConnection, group: inout [AnyRequest]) {
@@ -351,6 +489,31 @@ final class ConnectionThread: @unchecked Sendable {
             if !group.isEmpty { runGroup(group, connection) }
             index = end
         }
+    }
+
+    /// Runs a read or short write handed over through the mailbox: a group of one, without the
+    /// batch bookkeeping (the hot path of a lone caller).
+    private func runHanded(_ request: AnyRequest, _ connection: SQLiteConnection) {
+        handedRequests.wrappingAdd(1, ordering: .relaxed)
+        lock()
+        guard request.state == .queued else {
+            // Cancelled while it was being handed over, and already answered.
+            unlock()
+            return
+        }
+        request.state = .running
+        unlock()
+        let writes = request.kind == .write
+        if writes && isWriter && connection.store.tracksAccess && connection.store.hasPendingAccesses {
+            runInTransaction(CollectionOfOne(request), writes: true, connection)
+        } else {
+            request.execute(on: connection)
+        }
+        if writes && isWriter { afterWrites(connection) }
+        lock()
+        request.markFinished()
+        unlock()
+        request.resumeIfWaiting()
     }
 
     private func runExclusive(_ request: AnyRequest, _ connection: SQLiteConnection) {
@@ -395,7 +558,7 @@ final class ConnectionThread: @unchecked Sendable {
         for request in group { request.resumeIfWaiting() }
     }
 
-    private func runInTransaction(_ group: [AnyRequest], writes: Bool, _ connection: SQLiteConnection) {
+    private func runInTransaction<Group: Collection<AnyRequest>>(_ group: Group, writes: Bool, _ connection: SQLiteConnection) {
         do {
             try connection.begin(immediate: writes)
         } catch {
@@ -473,8 +636,6 @@ class AnyRequest: @unchecked Sendable {
     let kind: RequestKind
     var state: RequestState = .created
     var isCancelled = false
-    /// Set by `perform` when the request is submitted as the caller suspends (the common path).
-    var submitOnSuspend = false
     /// True once the result is in; polled by a caller that waits briefly instead of suspending.
     let completed = Atomic<Bool>(false)
 
@@ -488,8 +649,16 @@ class AnyRequest: @unchecked Sendable {
         completed.store(true, ordering: .releasing)
     }
 
+    /// Runs the body and keeps its result; set by ``Request``'s initializer, where the result type is
+    /// known, so the connection's thread runs specialized code rather than the generic class's
+    /// unspecialized methods (which look type metadata up at run time on every call).
+    fileprivate(set) final var work: (SQLiteConnection) -> Void = { _ in }
+
     /// Runs the body and keeps its result (does not resume the caller).
-    func execute(on connection: SQLiteConnection) {}
+    @inline(__always)
+    final func execute(on connection: SQLiteConnection) {
+        work(connection)
+    }
     /// Replaces the result with a failure.
     func fail(_ error: any Error) {}
     /// Resumes the caller if it suspended; a caller still polling takes the result itself.
@@ -498,21 +667,21 @@ class AnyRequest: @unchecked Sendable {
 
 /// A request whose body returns a `T`.
 final class Request<T: Sendable>: AnyRequest, @unchecked Sendable {
-    private let body: @Sendable (SQLiteConnection) throws -> T
     /// Set (with the mutex held) when the caller suspends; resumed exactly once.
     var continuation: UnsafeContinuation<T, any Error>?
     private var result: Result<T, any Error>?
 
     init(kind: RequestKind, body: @escaping @Sendable (SQLiteConnection) throws -> T) {
-        self.body = body
         super.init(kind: kind)
-    }
-
-    override func execute(on connection: SQLiteConnection) {
-        do {
-            result = .success(try body(connection))
-        } catch {
-            result = .failure(error)
+        // `unowned(unsafe)`: the closure is only called through this request (`execute`), by a thread
+        // that holds a strong reference to it, so the request is alive whenever it runs; a strong
+        // capture would make a cycle.
+        work = { [unowned(unsafe) self] connection in
+            do {
+                self.result = .success(try body(connection))
+            } catch {
+                self.result = .failure(error)
+            }
         }
     }
 
