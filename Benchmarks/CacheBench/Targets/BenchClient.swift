@@ -22,6 +22,11 @@ protocol BenchClient: Sendable {
     var taskExecutor: (any TaskExecutor)? { get }
 }
 
+extension BenchClient {
+    /// No executor preference: the callers run on the global executor.
+    var taskExecutor: (any TaskExecutor)? { nil }
+}
+
 /// A client over a swift-caching front and backend: the path a user's code takes.
 ///
 /// `Value` is `[UInt8]` for the `raw` coder (stored as is) or ``BenchRecord`` for the typed
