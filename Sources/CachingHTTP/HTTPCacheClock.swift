@@ -1,3 +1,5 @@
+import Synchronization
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
@@ -33,5 +35,36 @@ public struct HTTPCacheClock: Sendable {
             clock_gettime(CLOCK_REALTIME, &spec)
             return Int64(spec.tv_sec) * 1000 + Int64(spec.tv_nsec) / 1_000_000
         }
+    }
+}
+
+/// A wall clock that moves only when told: tests of `max-age`, ages and stale windows without
+/// sleeping.
+///
+/// ```swift
+/// let time = ManualHTTPCacheClock()
+/// let cache = HTTPResponseCache(cache: front, clock: time.clock)
+/// // ... store a response with max-age=60 ...
+/// time.advance(by: .seconds(61))   // now it is stale
+/// ```
+public final class ManualHTTPCacheClock: Sendable {
+    private let current: Mutex<Int64>
+
+    /// Creates a clock that reads `milliseconds` since the Unix epoch until it is advanced.
+    /// - Parameter milliseconds: The starting time; by default 2023-11-14T22:13:20Z.
+    public init(milliseconds: Int64 = 1_700_000_000_000) {
+        current = Mutex(milliseconds)
+    }
+
+    /// The time it reads now, in milliseconds since the Unix epoch.
+    public var milliseconds: Int64 { current.withLock { $0 } }
+
+    /// The clock to give to ``HTTPResponseCache`` (or a middleware): it reads this object.
+    public var clock: HTTPCacheClock { HTTPCacheClock { self.milliseconds } }
+
+    /// Moves the time forward by `duration` (whole milliseconds; a negative one moves it back).
+    public func advance(by duration: Duration) {
+        let (seconds, attoseconds) = duration.components
+        current.withLock { $0 += seconds * 1000 + attoseconds / 1_000_000_000_000_000 }
     }
 }

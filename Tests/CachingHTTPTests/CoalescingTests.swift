@@ -1,4 +1,5 @@
 import Caching
+import CachingTesting
 import HTTPTypes
 import MetricsTestKit
 import Synchronization
@@ -69,7 +70,7 @@ func eventually(_ what: Comment, within limit: Duration = .seconds(10), _ condit
                     do {
                         return .success(
                             try await cache.respond(to: request("/a")) {
-                                let n = calls.next()
+                                let n = calls.increment()
                                 if n == 1 {
                                     await gate.wait()
                                     if fail { throw Failed() }
@@ -93,7 +94,7 @@ func eventually(_ what: Comment, within limit: Duration = .seconds(10), _ condit
         let cache = makeCache()
         let results = try await burst(cache, count: 20, waitFor: 19)
         let replies = try results.map { try $0.get() }
-        #expect(calls.value == 1)
+        #expect(calls.count == 1)
         #expect(replies.allSatisfy { $0.body == Array("body 1".utf8) })
         #expect(replies.filter { $0.cacheStatus == .miss }.count == 1)
         #expect(replies.filter { $0.cacheStatus == .hit }.count == 19)
@@ -108,7 +109,7 @@ func eventually(_ what: Comment, within limit: Duration = .seconds(10), _ condit
         #expect(results.filter { (try? $0.get()) == nil }.count == 1, "only the leader's request fails")
         // The waiters are released and look again without waiting: each computes, or reads
         // what a faster one of them stored.
-        #expect((2...5).contains(calls.value))
+        #expect((2...5).contains(calls.count))
         #expect(!cache.coalescer.isInFlight("GET /a"))
     }
 
@@ -116,7 +117,7 @@ func eventually(_ what: Comment, within limit: Duration = .seconds(10), _ condit
         let cache = makeCache()
         let results = try await burst(cache, count: 5, waitFor: 4, response: HTTPResponse(status: .ok, headerFields: [.cacheControl: "no-store"]))
         #expect(results.allSatisfy { (try? $0.get())?.cacheStatus == .miss })
-        #expect(calls.value == 5)
+        #expect(calls.count == 5)
     }
 
     @Test func waitersGiveUpAfterTheTimeout() async throws {
@@ -127,20 +128,20 @@ func eventually(_ what: Comment, within limit: Duration = .seconds(10), _ condit
         let calls = self.calls
         let leader = Task {
             try await cache.respond(to: request("/a")) {
-                _ = calls.next()
+                _ = calls.increment()
                 await gate.wait()
                 return (HTTPResponse(status: .ok), Array("slow".utf8))
             }
         }
-        try await eventually("the leader computes") { calls.value == 1 }
+        try await eventually("the leader computes") { calls.count == 1 }
         let follower = try await cache.respond(to: request("/a")) {
-            _ = calls.next()
+            _ = calls.increment()
             return (HTTPResponse(status: .ok), Array("fast".utf8))
         }
         #expect(follower.body == Array("fast".utf8), "the follower computed its own after the timeout")
         gate.open()
         #expect(try await leader.value.body == Array("slow".utf8))
-        #expect(calls.value == 2)
+        #expect(calls.count == 2)
     }
 
     @Test func cancelledWaiterStopsWaiting() async throws {
@@ -149,12 +150,12 @@ func eventually(_ what: Comment, within limit: Duration = .seconds(10), _ condit
         let calls = self.calls
         let leader = Task {
             try await cache.respond(to: request("/a")) {
-                _ = calls.next()
+                _ = calls.increment()
                 await gate.wait()
                 return (HTTPResponse(status: .ok), Array("slow".utf8))
             }
         }
-        try await eventually("the leader computes") { calls.value == 1 }
+        try await eventually("the leader computes") { calls.count == 1 }
         let waiter = Task { await cache.lookup(request("/a")) }
         try await eventually("one waiter") { cache.coalescer.waiterCount("GET /a") == 1 }
         waiter.cancel()
@@ -174,13 +175,13 @@ func eventually(_ what: Comment, within limit: Duration = .seconds(10), _ condit
             for _ in 0..<5 {
                 group.addTask {
                     try await cache.respond(to: request("/a")) {
-                        let n = calls.next()
+                        let n = calls.increment()
                         await gate.wait()
                         return (HTTPResponse(status: .ok), Array("body \(n)".utf8))
                     }
                 }
             }
-            try await eventually("every request computes") { calls.value == 5 }
+            try await eventually("every request computes") { calls.count == 5 }
             gate.open()
             for try await reply in group { #expect(reply.cacheStatus == .miss) }
         }
@@ -192,12 +193,12 @@ func eventually(_ what: Comment, within limit: Duration = .seconds(10), _ condit
         let calls = self.calls
         let leader = Task {
             try await cache.respond(to: request("/a")) {
-                _ = calls.next()
+                _ = calls.increment()
                 await gate.wait()
                 return (HTTPResponse(status: .ok), Array("slow".utf8))
             }
         }
-        try await eventually("the leader computes") { calls.value == 1 }
+        try await eventually("the leader computes") { calls.count == 1 }
         let head = await cache.lookup(request("/a", method: .head))
         let noCache = await cache.lookup(request("/a", [.cacheControl: "no-cache"]))
         guard case .forward = head, case .forward = noCache else {
@@ -212,7 +213,7 @@ func eventually(_ what: Comment, within limit: Duration = .seconds(10), _ condit
 /// `stale-while-revalidate`: one request revalidates a stale response while the others get
 /// it at once.
 @Suite(.timeLimit(.minutes(1))) struct StaleWhileRevalidateTests {
-    let clock = ManualWallClock()
+    let clock = ManualHTTPCacheClock()
     let calls = CallCounter()
     let metrics = TestMetrics()
 
@@ -224,7 +225,7 @@ func eventually(_ what: Comment, within limit: Duration = .seconds(10), _ condit
     }
 
     func version(_ fields: HTTPFields = [:]) -> () async throws -> (HTTPResponse, [UInt8]) {
-        { [calls] in (HTTPResponse(status: .ok, headerFields: fields), Array("v\(calls.next())".utf8)) }
+        { [calls] in (HTTPResponse(status: .ok, headerFields: fields), Array("v\(calls.increment())".utf8)) }
     }
 
     @Test func oneRevalidatesWhileOthersGetTheStaleResponse() async throws {
@@ -236,7 +237,7 @@ func eventually(_ what: Comment, within limit: Duration = .seconds(10), _ condit
         let revalidation = Task {
             try await cache.respond(to: request("/a")) {
                 await gate.wait()
-                return (HTTPResponse(status: .ok), Array("v\(calls.next())".utf8))
+                return (HTTPResponse(status: .ok), Array("v\(calls.increment())".utf8))
             }
         }
         try await eventually("the revalidation starts") { cache.coalescer.isInFlight("GET /a") }
@@ -249,7 +250,7 @@ func eventually(_ what: Comment, within limit: Duration = .seconds(10), _ condit
         #expect(fresh.cacheStatus == .miss && fresh.body == Array("v2".utf8))
         let hit = try await cache.respond(to: request("/a"), compute: version())
         #expect(hit.cacheStatus == .hit && hit.body == Array("v2".utf8))
-        #expect(calls.value == 2)
+        #expect(calls.count == 2)
         #expect(try metrics.expectCounter("http.cache.requests", [("namespace", "http"), ("result", "stale")]).totalValue == 1)
     }
 
@@ -278,7 +279,7 @@ func eventually(_ what: Comment, within limit: Duration = .seconds(10), _ condit
         let first = Task {
             try await cache.respond(to: request("/a")) {
                 await gate.wait()
-                return (HTTPResponse(status: .ok, headerFields: [.cacheControl: "must-revalidate"]), Array("v\(calls.next())".utf8))
+                return (HTTPResponse(status: .ok, headerFields: [.cacheControl: "must-revalidate"]), Array("v\(calls.increment())".utf8))
             }
         }
         try await eventually("the first request computes") { cache.coalescer.isInFlight("GET /a") }

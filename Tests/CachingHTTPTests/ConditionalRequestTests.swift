@@ -1,4 +1,5 @@
 import Caching
+import CachingTesting
 import HTTPTypes
 import Testing
 
@@ -31,7 +32,7 @@ import Testing
 
 /// `If-Modified-Since` against the endpoint's `Last-Modified`, on hits and on misses.
 @Suite struct IfModifiedSinceTests {
-    let clock = ManualWallClock()
+    let clock = ManualHTTPCacheClock()
     let calls = CallCounter()
 
     func makeCache() -> HTTPResponseCache {
@@ -40,7 +41,7 @@ import Testing
 
     func page(lastModified: String?) -> () async throws -> (HTTPResponse, [UInt8]) {
         { [calls] in
-            _ = calls.next()
+            _ = calls.increment()
             var fields: HTTPFields = [.contentType: "text/plain"]
             if let lastModified { fields[.lastModified] = lastModified }
             return (HTTPResponse(status: .ok, headerFields: fields), Array("page".utf8))
@@ -61,7 +62,7 @@ import Testing
         }
         let older = try await cache.respond(to: request("/p", [.ifModifiedSince: "Tue, 14 Nov 2023 21:59:59 GMT"]), compute: page(lastModified: modified))
         #expect(older.response.status == .ok && older.body == Array("page".utf8) && older.cacheStatus == .hit)
-        #expect(calls.value == 1)
+        #expect(calls.count == 1)
     }
 
     @Test func notModifiedOnMiss() async throws {

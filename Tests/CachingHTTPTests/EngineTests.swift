@@ -8,7 +8,7 @@ import Testing
 
 /// The engine without a web framework: `respond(to:compute:)` is the flow the adapters follow.
 @Suite struct EngineTests {
-    let clock = ManualWallClock()
+    let clock = ManualHTTPCacheClock()
     let calls = CallCounter()
     let metrics = TestMetrics()
 
@@ -21,7 +21,7 @@ import Testing
 
     func json(_ text: String = #"{"message":"hello"}"#, fields: HTTPFields = [:], status: HTTPResponse.Status = .ok) -> () async throws -> (HTTPResponse, [UInt8]) {
         { [calls] in
-            _ = calls.next()
+            _ = calls.increment()
             var headers = fields
             headers[.contentType] = "application/json"
             return (HTTPResponse(status: status, headerFields: headers), Array(text.utf8))
@@ -32,7 +32,7 @@ import Testing
         let cache = makeCache()
         let first = try await cache.respond(to: request("/a"), compute: json())
         let second = try await cache.respond(to: request("/a"), compute: json())
-        #expect(calls.value == 1)
+        #expect(calls.count == 1)
         #expect(first.cacheStatus == .miss)
         #expect(second.cacheStatus == .hit)
         #expect(first.response.headerFields[.eTag] == #""9b2d43affbf49a367028df2e1414f84c""#)
@@ -56,7 +56,7 @@ import Testing
         let third = try await cache.respond(to: request("/a"), compute: json())
         #expect(third.cacheStatus == .miss, "stale by the cache's clock")
         #expect(third.response.headerFields[.cacheControl] == "max-age=60")
-        #expect(calls.value == 2)
+        #expect(calls.count == 2)
     }
 
     @Test func configuredDirectivesAreSent() async throws {
@@ -76,7 +76,7 @@ import Testing
         #expect(reply.response.headerFields[.cacheControl] == "max-age=5")
         clock.advance(by: .seconds(6))
         _ = try await cache.respond(to: request("/a"), compute: json())
-        #expect(calls.value == 2)
+        #expect(calls.count == 2)
     }
 
     @Test func notModifiedOnHitAndOnMiss() async throws {
@@ -94,7 +94,7 @@ import Testing
         #expect(onHit.response.headerFields[.cacheControl] == "max-age=60")
         let other = try await cache.respond(to: request("/a", [.ifNoneMatch: #""nope""#]), compute: json())
         #expect(other.response.status == .ok)
-        #expect(calls.value == 1)
+        #expect(calls.count == 1)
     }
 
     @Test func varyStoresOneVariantPerHeaderValue() async throws {
@@ -111,7 +111,7 @@ import Testing
         #expect(enAgain.body == Array("hello in en".utf8))
         #expect(frAgain.body == Array("hello in fr".utf8))
         #expect(frAgain.response.headerFields[.vary] == "Accept-Language")
-        #expect(calls.value == 2)
+        #expect(calls.count == 2)
     }
 
     @Test func varyStarIsNotStored() async throws {
@@ -119,7 +119,7 @@ import Testing
         _ = try await cache.respond(to: request("/v"), compute: json(fields: [.vary: "*"]))
         let again = try await cache.respond(to: request("/v"), compute: json(fields: [.vary: "*"]))
         #expect(again.cacheStatus == .miss)
-        #expect(calls.value == 2)
+        #expect(calls.count == 2)
     }
 
     @Test func failingBackendServesUncachedAndCounts() async throws {
@@ -128,7 +128,7 @@ import Testing
         let second = try await cache.respond(to: request("/a"), compute: json())
         #expect(first.response.status == .ok && second.response.status == .ok)
         #expect(second.body == Array(#"{"message":"hello"}"#.utf8))
-        #expect(calls.value == 2)
+        #expect(calls.count == 2)
         #expect(try metrics.expectCounter("http.cache.errors", [("namespace", "http"), ("operation", "lookup")]).totalValue == 2)
     }
 
@@ -169,18 +169,18 @@ import Testing
         #expect(young.cacheStatus == .hit)
         let tooOld = try await cache.respond(to: request("/a", [.cacheControl: "max-age=10"]), compute: json())
         #expect(tooOld.cacheStatus == .miss)
-        #expect(calls.value == 2)
+        #expect(calls.count == 2)
         clock.advance(by: .seconds(50))  // 10 s left of the re-stored entry
         let notFreshEnough = try await cache.respond(to: request("/a", [.cacheControl: "min-fresh=20"]), compute: json())
         #expect(notFreshEnough.cacheStatus == .miss)
-        #expect(calls.value == 3)
+        #expect(calls.count == 3)
     }
 
     @Test func onlyIfCachedGives504OnMiss() async throws {
         let cache = makeCache()
         let reply = try await cache.respond(to: request("/a", [.cacheControl: "only-if-cached"]), compute: json())
         #expect(reply.response.status == .gatewayTimeout)
-        #expect(calls.value == 0)
+        #expect(calls.count == 0)
         _ = try await cache.respond(to: request("/a"), compute: json())
         let cached = try await cache.respond(to: request("/a", [.cacheControl: "only-if-cached"]), compute: json())
         #expect(cached.response.status == .ok && cached.cacheStatus == .hit)

@@ -15,7 +15,7 @@ import Testing
 @Suite struct HummingbirdHTTPCacheTests {
     let calls = CallCounter()
     let metrics = TestMetrics()
-    let clock = ManualWallClock()
+    let clock = ManualHTTPCacheClock()
     let xCache = HTTPField.Name("X-Cache")!
 
     func cache(_ policy: HTTPCachePolicy = HTTPCachePolicy(), backend: (any CacheBackend)? = nil) -> HTTPResponseCache {
@@ -34,7 +34,7 @@ import Testing
         router.add(middleware: HTTPCacheMiddleware(cache: cache, key: key))
         let calls = self.calls
         router.get("/items") { request, _ -> Response in
-            let n = calls.next()
+            let n = calls.increment()
             return Response(
                 status: .ok,
                 headers: [.contentType: "application/json; charset=utf-8"],
@@ -62,7 +62,7 @@ import Testing
             #expect(second.headers[.contentLength] == String(first.body.readableBytes))
             #expect(first.headers[.cacheControl] == "max-age=60")
         }
-        #expect(calls.value == 1)
+        #expect(calls.count == 1)
     }
 
     @Test func etagIsTheBodyDigest() async throws {
@@ -83,7 +83,7 @@ import Testing
             #expect(second.headers[xCache] == "HIT")
             #expect(second.headers[.cacheControl] == "max-age=60")
         }
-        #expect(calls.value == 1)
+        #expect(calls.count == 1)
     }
 
     @Test func notModifiedOnMiss() async throws {
@@ -99,7 +99,7 @@ import Testing
             #expect(next.headers[xCache] == "HIT")
             #expect(next.headers[.eTag] == tag)
         }
-        #expect(calls.value == 1)
+        #expect(calls.count == 1)
     }
 
     @Test func ifNoneMatchListStarAndWeak() async throws {
@@ -115,7 +115,7 @@ import Testing
             #expect(mismatch.status == .ok)
             #expect(mismatch.body.readableBytes > 0)
         }
-        #expect(calls.value == 1)
+        #expect(calls.count == 1)
     }
 
     // MARK: HEAD, keys, Vary
@@ -130,7 +130,7 @@ import Testing
             #expect(head.headers[.eTag] == get.headers[.eTag])
             #expect(head.headers[.contentLength] == String(get.body.readableBytes))
         }
-        #expect(calls.value == 1)
+        #expect(calls.count == 1)
     }
 
     @Test func headMissIsNotStored() async throws {
@@ -143,7 +143,7 @@ import Testing
             #expect(get.headers[xCache] == "MISS", "a HEAD response (no body) must not be stored as the GET")
             #expect(get.body.readableBytes > 0)
         }
-        #expect(calls.value == 2)
+        #expect(calls.count == 2)
     }
 
     @Test func queryOrderIsNormalised() async throws {
@@ -155,13 +155,13 @@ import Testing
             #expect(second.headers[xCache] == "HIT")
             #expect(other.headers[xCache] == "MISS")
         }
-        #expect(calls.value == 2)
+        #expect(calls.count == 2)
     }
 
     @Test func varyHeaderSelectsVariants() async throws {
         try await withApp(cache(), configure: { router in
             router.get("/greeting") { [calls] request, _ -> Response in
-                _ = calls.next()
+                _ = calls.increment()
                 let language = request.headers[.acceptLanguage] ?? "en"
                 return Response(
                     status: .ok,
@@ -181,7 +181,7 @@ import Testing
             #expect(frAgain.headers[.vary] == "Accept-Language")
             #expect(enAgain.headers[.eTag] != frAgain.headers[.eTag])
         }
-        #expect(calls.value == 2)
+        #expect(calls.count == 2)
     }
 
     @Test func customKeyBuilderSeparatesTenants() async throws {
@@ -200,7 +200,7 @@ import Testing
             #expect(String(buffer: b1.body) != String(buffer: a1.body))
             #expect(none.headers[xCache] == "BYPASS")
         }
-        #expect(calls.value == 3)
+        #expect(calls.count == 3)
     }
 
     // MARK: Request directives
@@ -216,7 +216,7 @@ import Testing
             #expect(bypassAgain.headers[xCache] == "BYPASS", "no-store must not read the cache either")
             #expect(String(buffer: bypassAgain.body).contains(#""n":3"#))
         }
-        #expect(calls.value == 3)
+        #expect(calls.count == 3)
     }
 
     @Test func requestNoCacheAndMaxAgeZeroRevalidate() async throws {
@@ -233,7 +233,7 @@ import Testing
             let storedAgain = try await client.execute(uri: "/items", method: .get)
             #expect(String(buffer: storedAgain.body).contains(#""n":3"#))
         }
-        #expect(calls.value == 3)
+        #expect(calls.count == 3)
     }
 
     // MARK: Response directives and security defaults
@@ -241,7 +241,7 @@ import Testing
     func endpoint(_ path: RouterPath, headers: HTTPFields, status: HTTPResponse.Status = .ok) -> (Router<BasicRequestContext>) -> Void {
         { [calls] router in
             router.get(path) { _, _ -> Response in
-                let n = calls.next()
+                let n = calls.increment()
                 return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(string: "call \(n)")))
             }
         }
@@ -361,7 +361,7 @@ import Testing
         let big = String(repeating: "x", count: 101)
         try await withApp(cache(policy), configure: { [calls] router in
             router.get("/big") { _, _ -> Response in
-                _ = calls.next()
+                _ = calls.increment()
                 return Response(status: .ok, body: .init(byteBuffer: ByteBuffer(string: big)))
             }
         }) { client in
@@ -371,13 +371,13 @@ import Testing
             #expect(first.headers[xCache] == "MISS" && second.headers[xCache] == "MISS")
             #expect(second.headers[.eTag] == nil)
         }
-        #expect(calls.value == 2)
+        #expect(calls.count == 2)
     }
 
     func streamingEndpoint(chunks: Int, chunkSize: Int) -> (Router<BasicRequestContext>) -> Void {
         { [calls] router in
             router.get("/stream") { _, _ -> Response in
-                let n = calls.next()
+                let n = calls.increment()
                 return Response(status: .ok, headers: [.contentType: "text/plain"], body: ResponseBody { writer in
                     for index in 0..<chunks {
                         try await writer.write(ByteBuffer(string: String(repeating: Character(String(index % 10)), count: chunkSize)))
@@ -400,7 +400,7 @@ import Testing
             #expect(first.body.readableBytes == 502)
             #expect(first.headers[.eTag] == second.headers[.eTag])
         }
-        #expect(calls.value == 1)
+        #expect(calls.count == 1)
     }
 
     @Test func streamedBodyOverLimitPassesThroughWhole() async throws {
@@ -427,7 +427,7 @@ import Testing
             #expect(String(buffer: second.body) == #"{"n":2,"query":""}"#)
             #expect(second.headers[xCache] == "MISS")
         }
-        #expect(calls.value == 2)
+        #expect(calls.count == 2)
         #expect(metrics.counterTotal(label: "http.cache.errors", dimensions: [("namespace", "http"), ("operation", "lookup")]) == 2)
     }
 
@@ -438,9 +438,9 @@ import Testing
         let longCache = cache(HTTPCachePolicy(ttl: .seconds(500), namespace: "long"))
         let router = Router()
         let calls = self.calls
-        router.group("short").add(middleware: HTTPCacheMiddleware(cache: shortCache)).get("value") { _, _ in "short \(calls.next())" }
-        router.group("long").add(middleware: HTTPCacheMiddleware(cache: longCache)).get("value") { _, _ in "long \(calls.next())" }
-        router.get("plain") { _, _ in "plain \(calls.next())" }
+        router.group("short").add(middleware: HTTPCacheMiddleware(cache: shortCache)).get("value") { _, _ in "short \(calls.increment())" }
+        router.group("long").add(middleware: HTTPCacheMiddleware(cache: longCache)).get("value") { _, _ in "long \(calls.increment())" }
+        router.get("plain") { _, _ in "plain \(calls.increment())" }
         try await Application(router: router).test(.router) { client in
             let short = try await client.execute(uri: "/short/value", method: .get)
             let long = try await client.execute(uri: "/long/value", method: .get)
@@ -459,7 +459,7 @@ import Testing
 
     @Test func otherMethodsAreLeftAlone() async throws {
         try await withApp(cache(), configure: { [calls] router in
-            router.post("/items") { _, _ in "posted \(calls.next())" }
+            router.post("/items") { _, _ in "posted \(calls.increment())" }
         }) { client in
             let first = try await client.execute(uri: "/items", method: .post)
             let second = try await client.execute(uri: "/items", method: .post)
@@ -476,7 +476,7 @@ import Testing
         let router = Router(options: .autoGenerateHeadEndpoints)
         router.add(middleware: HTTPCacheMiddleware(cache: cache(policy)))
         let calls = self.calls
-        router.get("/items") { _, _ in "item \(calls.next())" }
+        router.get("/items") { _, _ in "item \(calls.increment())" }
         streamingEndpoint(chunks: 100, chunkSize: 100)(router)
         try await Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0))).test(.live) { client in
             let get = try await client.execute(uri: "/items", method: .get)

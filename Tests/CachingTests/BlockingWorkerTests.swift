@@ -1,4 +1,5 @@
 import Caching
+import CachingTesting
 import Dispatch
 import Testing
 

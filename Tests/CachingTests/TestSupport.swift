@@ -2,14 +2,6 @@ import Caching
 import CachingTesting
 import Synchronization
 
-/// Counts calls from many tasks.
-final class CallCounter: Sendable {
-    private let value = Atomic<Int>(0)
-    @discardableResult
-    func increment() -> Int { value.add(1, ordering: .relaxed).newValue }
-    var count: Int { value.load(ordering: .relaxed) }
-}
-
 struct Person: Codable, Sendable, Equatable {
     var id: Int
     var name: String

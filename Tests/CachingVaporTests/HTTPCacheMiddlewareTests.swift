@@ -13,7 +13,7 @@ import VaporTesting
 @Suite struct VaporHTTPCacheTests {
     let calls = CallCounter()
     let metrics = TestMetrics()
-    let clock = ManualWallClock()
+    let clock = ManualHTTPCacheClock()
 
     func cache(_ policy: HTTPCachePolicy = HTTPCachePolicy(), backend: (any CacheBackend)? = nil) -> HTTPResponseCache {
         HTTPResponseCache(cache: CacheFront(backend: backend ?? makeBackend(), prefix: "vapor"), policy: policy, metricsFactory: metrics, clock: clock.clock)
@@ -31,7 +31,7 @@ import VaporTesting
             let cached = app.grouped(HTTPCacheMiddleware(cache: cache, key: key))
             let calls = self.calls
             cached.get("items") { request -> Response in
-                let n = calls.next()
+                let n = calls.increment()
                 var headers = HTTPHeaders()
                 headers.contentType = .json
                 return Response(status: .ok, headers: headers, body: .init(string: #"{"n":\#(n),"query":"\#(request.url.query ?? "")"}"#))
@@ -63,7 +63,7 @@ import VaporTesting
             #expect(first.headers.first(name: .cacheControl) == "max-age=60")
             #expect(second.headers.first(name: .eTag) == EntityTag.strong(forBody: second.body.readableBytesView).headerValue)
         }
-        #expect(calls.value == 1)
+        #expect(calls.count == 1)
     }
 
     @Test func notModifiedOnHit() async throws {
@@ -75,7 +75,7 @@ import VaporTesting
             #expect(second.headers.first(name: .eTag) == tag)
             #expect(second.headers.first(name: "X-Cache") == "HIT")
         }
-        #expect(calls.value == 1)
+        #expect(calls.count == 1)
     }
 
     @Test func notModifiedOnMiss() async throws {
@@ -89,7 +89,7 @@ import VaporTesting
             #expect(next.headers.first(name: "X-Cache") == "HIT")
             #expect(next.headers.first(name: .eTag) == tag)
         }
-        #expect(calls.value == 1)
+        #expect(calls.count == 1)
     }
 
     @Test func ifNoneMatchListStarAndWeak() async throws {
@@ -101,7 +101,7 @@ import VaporTesting
             let mismatch = try await send(app, "/items", ["If-None-Match": #"W/"nope""#])
             #expect(mismatch.status == .ok && mismatch.body.readableBytes > 0)
         }
-        #expect(calls.value == 1)
+        #expect(calls.count == 1)
     }
 
     // MARK: HEAD, keys, Vary
@@ -116,7 +116,7 @@ import VaporTesting
             #expect(head.headers.first(name: .eTag) == get.headers.first(name: .eTag))
             #expect(head.headers.first(name: .contentLength) == String(get.body.readableBytes))
         }
-        #expect(calls.value == 1)
+        #expect(calls.count == 1)
     }
 
     @Test func headMissIsNotStored() async throws {
@@ -127,7 +127,7 @@ import VaporTesting
             let get = try await send(app, "/items")
             #expect(get.headers.first(name: "X-Cache") == "MISS")
         }
-        #expect(calls.value == 2)
+        #expect(calls.count == 2)
     }
 
     @Test func queryOrderIsNormalised() async throws {
@@ -136,13 +136,13 @@ import VaporTesting
             #expect(try await send(app, "/items?a=1&b=2").headers.first(name: "X-Cache") == "HIT")
             #expect(try await send(app, "/items?a=1&b=3").headers.first(name: "X-Cache") == "MISS")
         }
-        #expect(calls.value == 2)
+        #expect(calls.count == 2)
     }
 
     @Test func varyHeaderSelectsVariants() async throws {
         try await withCachedApp(cache(), configure: { [calls] routes in
             routes.get("greeting") { request -> Response in
-                _ = calls.next()
+                _ = calls.increment()
                 let french = request.headers.first(name: .acceptLanguage) == "fr"
                 return Response(status: .ok, headers: ["Vary": "Accept-Language"], body: .init(string: french ? "bonjour" : "hello"))
             }
@@ -156,7 +156,7 @@ import VaporTesting
             #expect(enAgain.body.string == "hello")
             #expect(frAgain.body.string == "bonjour")
         }
-        #expect(calls.value == 2)
+        #expect(calls.count == 2)
     }
 
     @Test func customKeyBuilderSeparatesTenants() async throws {
@@ -174,7 +174,7 @@ import VaporTesting
             #expect(b1.body.string != a1.body.string)
             #expect(none.headers.first(name: "X-Cache") == "BYPASS")
         }
-        #expect(calls.value == 3)
+        #expect(calls.count == 3)
     }
 
     // MARK: Request directives
@@ -189,7 +189,7 @@ import VaporTesting
             #expect(again.headers.first(name: "X-Cache") == "BYPASS")
             #expect(again.body.string.contains(#""n":3"#))
         }
-        #expect(calls.value == 3)
+        #expect(calls.count == 3)
     }
 
     @Test func requestNoCacheAndMaxAgeZeroRevalidate() async throws {
@@ -204,7 +204,7 @@ import VaporTesting
             #expect(maxAgeZero.body.string.contains(#""n":3"#))
             #expect(try await send(app, "/items").body.string.contains(#""n":3"#))
         }
-        #expect(calls.value == 3)
+        #expect(calls.count == 3)
     }
 
     // MARK: Response directives and security defaults
@@ -212,7 +212,7 @@ import VaporTesting
     func endpoint(_ path: String, headers: HTTPHeaders, status: HTTPResponseStatus = .ok) -> (any RoutesBuilder) -> Void {
         { [calls] routes in
             routes.get(PathComponent(stringLiteral: path)) { _ -> Response in
-                Response(status: status, headers: headers, body: .init(string: "call \(calls.next())"))
+                Response(status: status, headers: headers, body: .init(string: "call \(calls.increment())"))
             }
         }
     }
@@ -318,7 +318,7 @@ import VaporTesting
         let big = String(repeating: "x", count: 101)
         try await withCachedApp(cache(policy), configure: { [calls] routes in
             routes.get("big") { _ -> String in
-                _ = calls.next()
+                _ = calls.increment()
                 return big
             }
         }) { (app: Application) async throws in
@@ -328,7 +328,7 @@ import VaporTesting
             #expect(second.headers.first(name: "X-Cache") == "MISS")
             #expect(second.headers.first(name: .eTag) == nil)
         }
-        #expect(calls.value == 2)
+        #expect(calls.count == 2)
     }
 
     @Test func streamedBodies() async throws {
@@ -337,7 +337,7 @@ import VaporTesting
         try await withCachedApp(cache(policy), configure: { [calls] routes in
             // Declared length within the limit: collected and stored.
             routes.get("sized") { _ -> Response in
-                let n = calls.next()
+                let n = calls.increment()
                 let text = String(repeating: "s", count: 498) + "|\(n)"
                 return Response(body: .init(asyncStream: { writer in
                     try await writer.write(.buffer(ByteBuffer(string: text)))
@@ -346,7 +346,7 @@ import VaporTesting
             }
             // Unknown length: passed through uncached, whole.
             routes.get("unsized") { _ -> Response in
-                let n = calls.next()
+                let n = calls.increment()
                 return Response(body: .init(asyncStream: { writer in
                     for _ in 0..<20 { try await writer.write(.buffer(ByteBuffer(string: String(repeating: "u", count: 100)))) }
                     try await writer.write(.buffer(ByteBuffer(string: "|\(n)")))
@@ -383,9 +383,9 @@ import VaporTesting
         let longCache = cache(HTTPCachePolicy(ttl: .seconds(500), namespace: "long"))
         let calls = self.calls
         try await withApp { (app: Application) async throws in
-            app.grouped(HTTPCacheMiddleware(cache: shortCache)).get("short") { _ in "short \(calls.next())" }
-            app.grouped(HTTPCacheMiddleware(cache: longCache)).get("long") { _ in "long \(calls.next())" }
-            app.get("plain") { _ in "plain \(calls.next())" }
+            app.grouped(HTTPCacheMiddleware(cache: shortCache)).get("short") { _ in "short \(calls.increment())" }
+            app.grouped(HTTPCacheMiddleware(cache: longCache)).get("long") { _ in "long \(calls.increment())" }
+            app.get("plain") { _ in "plain \(calls.increment())" }
             #expect(try await send(app, "/short").headers.first(name: .cacheControl) == "max-age=5")
             #expect(try await send(app, "/long").headers.first(name: .cacheControl) == "max-age=500")
             #expect(try await send(app, "/plain").headers.first(name: "X-Cache") == nil)
@@ -397,7 +397,7 @@ import VaporTesting
 
     @Test func otherMethodsAreLeftAlone() async throws {
         try await withCachedApp(cache(), configure: { [calls] routes in
-            routes.post("items") { _ in "posted \(calls.next())" }
+            routes.post("items") { _ in "posted \(calls.increment())" }
         }) { (app: Application) async throws in
             let first = try await send(app, "/items", method: .POST)
             let second = try await send(app, "/items", method: .POST)

@@ -74,7 +74,7 @@ extension VaporHTTPCacheTests {
     func streamingRoute(_ kind: StreamKind, chunks: Int, size: Int) -> (any RoutesBuilder) -> Void {
         { [calls] routes in
             routes.get("stream") { _ -> Response in
-                let n = calls.next()
+                let n = calls.increment()
                 var headers = HTTPHeaders()
                 headers.contentType = .plainText
                 return Response(status: .ok, headers: headers, body: kind.body(numberedChunks(count: chunks, size: size, call: n)))
@@ -97,7 +97,7 @@ extension VaporHTTPCacheTests {
             #expect(first.headers.first(name: .contentLength) == "502", "the stored body is sent with its length")
             #expect(first.headers.first(name: .eTag) != nil && second.headers.first(name: .eTag) == first.headers.first(name: .eTag))
         }
-        #expect(calls.value == 1)
+        #expect(calls.count == 1)
     }
 
     @Test(arguments: StreamKind.allCases)
@@ -114,7 +114,7 @@ extension VaporHTTPCacheTests {
             #expect(second.headers.first(name: "X-Cache") == "MISS")
             #expect(second.body.string == joined(numberedChunks(count: 100, size: 100, call: 2)))
         }
-        #expect(calls.value == 2)
+        #expect(calls.count == 2)
     }
 
     /// Over a real socket: a stored stream goes out with `Content-Length`, an overflowing one
@@ -171,7 +171,7 @@ extension VaporHTTPCacheTests {
         struct Broken: Error {}
         try await withCachedApp(cache(), configure: { [calls] routes in
             routes.get("broken") { _ -> Response in
-                _ = calls.next()
+                _ = calls.increment()
                 return Response(body: .init(asyncStream: { writer in
                     try await writer.write(.buffer(ByteBuffer(string: "partial")))
                     try await writer.write(.error(Broken()))
@@ -183,7 +183,7 @@ extension VaporHTTPCacheTests {
             #expect(first.status == .internalServerError && second.status == .internalServerError)
             #expect(first.headers.first(name: "X-Cache") != "HIT" && second.headers.first(name: "X-Cache") != "HIT")
         }
-        #expect(calls.value == 2)
+        #expect(calls.count == 2)
     }
 }
 
