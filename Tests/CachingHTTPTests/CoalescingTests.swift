@@ -7,30 +7,6 @@ import Testing
 
 @testable import CachingHTTP
 
-/// A one-shot gate: `wait()` suspends until `open()`.
-final class Gate: Sendable {
-    let state = Mutex<(open: Bool, waiters: [CheckedContinuation<Void, Never>])>((false, []))
-
-    func wait() async {
-        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            let open = state.withLock { state in
-                if !state.open { state.waiters.append(continuation) }
-                return state.open
-            }
-            if open { continuation.resume() }
-        }
-    }
-
-    func open() {
-        let waiters = state.withLock { state in
-            state.open = true
-            defer { state.waiters = [] }
-            return state.waiters
-        }
-        for waiter in waiters { waiter.resume() }
-    }
-}
-
 /// Waits (bounded) until `condition` holds.
 func eventually(_ what: Comment, within limit: Duration = .seconds(10), _ condition: () -> Bool) async throws {
     let deadline = ContinuousClock.now + limit
@@ -61,7 +37,7 @@ func eventually(_ what: Comment, within limit: Duration = .seconds(10), _ condit
         response: HTTPResponse = HTTPResponse(status: .ok),
         fail: Bool = false
     ) async throws -> [Result<HTTPCacheReply, any Error>] {
-        let gate = Gate()
+        let gate = Latch()
         let calls = self.calls
         struct Failed: Error {}
         return try await withThrowingTaskGroup(of: Result<HTTPCacheReply, any Error>.self) { group in
@@ -124,7 +100,7 @@ func eventually(_ what: Comment, within limit: Duration = .seconds(10), _ condit
         var policy = HTTPCachePolicy()
         policy.coalescingTimeout = .milliseconds(50)
         let cache = makeCache(policy)
-        let gate = Gate()
+        let gate = Latch()
         let calls = self.calls
         let leader = Task {
             try await cache.respond(to: request("/a")) {
@@ -146,7 +122,7 @@ func eventually(_ what: Comment, within limit: Duration = .seconds(10), _ condit
 
     @Test func cancelledWaiterStopsWaiting() async throws {
         let cache = makeCache()
-        let gate = Gate()
+        let gate = Latch()
         let calls = self.calls
         let leader = Task {
             try await cache.respond(to: request("/a")) {
@@ -169,7 +145,7 @@ func eventually(_ what: Comment, within limit: Duration = .seconds(10), _ condit
         var policy = HTTPCachePolicy()
         policy.coalescesMisses = false
         let cache = makeCache(policy)
-        let gate = Gate()
+        let gate = Latch()
         let calls = self.calls
         try await withThrowingTaskGroup(of: HTTPCacheReply.self) { group in
             for _ in 0..<5 {
@@ -189,7 +165,7 @@ func eventually(_ what: Comment, within limit: Duration = .seconds(10), _ condit
 
     @Test func headAndRevalidatingRequestsDoNotWait() async throws {
         let cache = makeCache()
-        let gate = Gate()
+        let gate = Latch()
         let calls = self.calls
         let leader = Task {
             try await cache.respond(to: request("/a")) {
@@ -232,7 +208,7 @@ func eventually(_ what: Comment, within limit: Duration = .seconds(10), _ condit
         let cache = makeCache()
         _ = try await cache.respond(to: request("/a"), compute: version())
         clock.advance(by: .seconds(15))  // stale, 5 s into the 30 s window
-        let gate = Gate()
+        let gate = Latch()
         let calls = self.calls
         let revalidation = Task {
             try await cache.respond(to: request("/a")) {
@@ -274,7 +250,7 @@ func eventually(_ what: Comment, within limit: Duration = .seconds(10), _ condit
         let cache = makeCache()
         _ = try await cache.respond(to: request("/a"), compute: version([.cacheControl: "must-revalidate"]))
         clock.advance(by: .seconds(15))
-        let gate = Gate()
+        let gate = Latch()
         let calls = self.calls
         let first = Task {
             try await cache.respond(to: request("/a")) {

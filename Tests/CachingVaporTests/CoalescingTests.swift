@@ -1,5 +1,6 @@
 #if Vapor
 import Caching
+import CachingTesting
 import CachingVapor
 import NIOCore
 import Synchronization
@@ -9,36 +10,12 @@ import VaporTesting
 
 @testable import CachingHTTP
 
-/// Opens once; `wait()` suspends until then.
-final class Gate: Sendable {
-    let state = Mutex<(open: Bool, waiters: [CheckedContinuation<Void, Never>])>((false, []))
-
-    func wait() async {
-        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            let open = state.withLock { state in
-                if !state.open { state.waiters.append(continuation) }
-                return state.open
-            }
-            if open { continuation.resume() }
-        }
-    }
-
-    func open() {
-        let waiters = state.withLock { state in
-            state.open = true
-            defer { state.waiters = [] }
-            return state.waiters
-        }
-        for waiter in waiters { waiter.resume() }
-    }
-}
-
 extension VaporHTTPCacheTests {
     /// Concurrent requests for a cold URL call the endpoint once; the others are answered from
     /// what it stored.
     @Test(.timeLimit(.minutes(1))) func concurrentMissesCallTheEndpointOnce() async throws {
         let cache = cache()
-        let gate = Gate()
+        let gate = Latch()
         try await withCachedApp(cache, configure: { [calls] routes in
             routes.get("cold") { _ async -> String in
                 let n = calls.increment()
