@@ -90,6 +90,9 @@ public struct BinaryCoder: Coder {
     public let maxDepth: Int
     /// Values handed to `Encoder.userInfo` and `Decoder.userInfo`.
     public let userInfo: [CodingUserInfoKey: any Sendable]
+    /// Whether ``BinaryCodable`` values take their field-by-field path (always, except to
+    /// check a conformance against the `Codable` path).
+    let fieldByField: Bool
 
     /// A short name for logs: `"binary"`.
     public var name: String { "binary" }
@@ -113,6 +116,16 @@ public struct BinaryCoder: Coder {
         self.keyEncoding = keyEncoding
         self.maxDepth = max(1, maxDepth)
         self.userInfo = userInfo
+        self.fieldByField = true
+    }
+
+    /// A coder like `base` that encodes and decodes ``BinaryCodable`` values through their
+    /// `Codable` conformance only.
+    init(codableOnly base: BinaryCoder) {
+        self.keyEncoding = base.keyEncoding
+        self.maxDepth = base.maxDepth
+        self.userInfo = base.userInfo
+        self.fieldByField = false
     }
 
     /// The bytes for `value`.
@@ -125,6 +138,7 @@ public struct BinaryCoder: Coder {
             fingerprintKeys: keyEncoding == .fingerprinted, maxDepth: maxDepth, userInfo: userInfo
         )
         defer { BinaryWriter.recycle(&writer) }
+        writer.fieldByField = fieldByField
         do {
             try writer.writeValue(value, key: nil)
             return try writer.finish()
@@ -152,6 +166,7 @@ public struct BinaryCoder: Coder {
         }
         var reader = BinaryReader.make(bytes: bytes, maxDepth: maxDepth, userInfo: userInfo)
         defer { BinaryReader.recycle(&reader) }
+        reader.fieldByField = fieldByField
         do {
             let (value, end) = try reader.readValue(type, at: 1, key: nil)
             try reader.verifyTrailer(at: end)
@@ -162,6 +177,55 @@ public struct BinaryCoder: Coder {
                 .decodingFailed,
                 "BinaryCoder could not decode \(T.self): \(describeCodingError(reason))",
                 underlying: reason
+            )
+        }
+    }
+
+    /// Checks that `value`'s ``BinaryCodable`` conformance writes exactly the bytes that its
+    /// `Codable` conformance writes, and that both read them back as `value`.
+    ///
+    /// Call it in a unit test for every type you make `BinaryCodable`, with values that
+    /// exercise each field (optionals both `nil` and set):
+    ///
+    /// ```swift
+    /// @Test func profileCodesFieldByField() throws {
+    ///     try BinaryCoder().verifyFieldByField(Profile(id: 1, name: "Ada", email: nil))
+    /// }
+    /// ```
+    ///
+    /// - Throws: ``CacheError/Code/encodingFailed`` naming the first byte that differs (a field
+    ///   missing from ``BinaryCodable/binaryFields``, listed under another name or out of order,
+    ///   or read or written with the wrong type), or ``CacheError/Code/decodingFailed`` when a
+    ///   path does not read the value back.
+    public func verifyFieldByField<T: BinaryCodable & Equatable>(_ value: T) throws {
+        let codable = BinaryCoder(codableOnly: self)
+        let expected = try codable.encode(value)
+        let actual = try encode(value)
+        guard T.binaryFields.isFieldByField else {
+            throw CacheError(
+                .encodingFailed,
+                "\(T.self).binaryFields (\(T.binaryFields.names)) cannot be coded field by field: it is empty, "
+                    + "repeats a name or has more than 24; BinaryCoder uses the Codable conformance instead"
+            )
+        }
+        if expected != actual {
+            let index = zip(expected, actual).enumerated().first(where: { $0.element.0 != $0.element.1 })?.offset
+                ?? min(expected.count, actual.count)
+            throw CacheError(
+                .encodingFailed,
+                "\(T.self)'s BinaryCodable conformance writes other bytes than its Codable conformance, from byte "
+                    + "\(index) on (\(actual.count) bytes against \(expected.count)): check that binaryFields lists the "
+                    + "CodingKeys name of every stored property in declaration order, and that encode(binaryFields:) "
+                    + "writes each with its own type (encodeIfPresent for optionals)"
+            )
+        }
+        let fast = try decode(T.self, from: actual)
+        let slow = try codable.decode(T.self, from: expected)
+        guard fast == value, slow == value else {
+            throw CacheError(
+                .decodingFailed,
+                "\(T.self) does not read back as written: init(binaryFields:) gives \(fast), init(from:) gives "
+                    + "\(slow), expected \(value)"
             )
         }
     }

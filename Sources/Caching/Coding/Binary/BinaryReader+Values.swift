@@ -66,14 +66,29 @@ extension BinaryReader {
         _ type: T.Type, at position: Int, key: (any CodingKey)?, useHooks: Bool
     ) throws -> (T, Int) {
         if useHooks, ObjectIdentifier(T.self) != lastPlainType {
-            if let hook = T.self as? any BinaryDecodingHook.Type {
+            if ObjectIdentifier(T.self) == lastFieldByFieldType, let fast = lastFieldByFieldMetatype {
+                var end = 0
+                do {
+                    let value = try readFieldByField(fast, as: T.self, at: position, end: &end)
+                    return (value, end)
+                } catch {}  // not laid out field by field: decode through init(from:) below
+            } else if let hook = T.self as? any BinaryDecodingHook.Type {
                 let (value, end) = try hook.decodeBinary(from: self, at: position, key: key)
                 guard let value = value as? T else {
                     throw corrupt("internal error: a decoding hook returned the wrong type", at: position)
                 }
                 return (value, end)
+            } else if let fast = T.self as? any BinaryCodable.Type {
+                lastFieldByFieldType = ObjectIdentifier(T.self)
+                lastFieldByFieldMetatype = fast
+                var end = 0
+                do {
+                    let value = try readFieldByField(fast, as: T.self, at: position, end: &end)
+                    return (value, end)
+                } catch {}  // not laid out field by field: decode through init(from:) below
+            } else {
+                lastPlainType = ObjectIdentifier(T.self)
             }
-            lastPlainType = ObjectIdentifier(T.self)
         }
         guard depth < maxDepth else {
             throw corrupt(

@@ -97,6 +97,11 @@ final class BinaryReader {
     @exclusivity(unchecked) var sendableUserInfo: [CodingUserInfoKey: any Sendable]
     /// The last type found not to be a ``BinaryDecodingHook``, to skip the dynamic cast.
     @exclusivity(unchecked) var lastPlainType: ObjectIdentifier?
+    /// Whether ``BinaryCodable`` values are read field by field (set by each decoding).
+    @exclusivity(unchecked) var fieldByField = true
+    /// The last ``BinaryCodable`` type decoded, to skip the dynamic casts.
+    @exclusivity(unchecked) var lastFieldByFieldType: ObjectIdentifier?
+    @exclusivity(unchecked) var lastFieldByFieldMetatype: (any BinaryCodable.Type)?
     var userInfo: [CodingUserInfoKey: Any] { sendableUserInfo }
     /// The first error met where the `Decoder` API cannot throw (`allKeys`, `contains`).
     var deferredError: DecodingError?

@@ -97,6 +97,11 @@ final class BinaryWriter {
     @exclusivity(unchecked) private var probedKeyTypeIsStatic = false
     /// The last type found not to be a ``BinaryEncodingHook``, to skip the dynamic cast.
     @exclusivity(unchecked) private var lastPlainType: ObjectIdentifier?
+    /// Whether ``BinaryCodable`` values are written field by field (set by each encoding).
+    @exclusivity(unchecked) var fieldByField = true
+    /// The last ``BinaryCodable`` type encoded, to skip the dynamic casts.
+    @exclusivity(unchecked) private var lastFieldByFieldType: ObjectIdentifier?
+    @exclusivity(unchecked) private var lastFieldByFieldMetatype: (any BinaryCodable.Type)?
 
     private init(fingerprintKeys: Bool, maxDepth: Int, userInfo: [CodingUserInfoKey: any Sendable]) {
         self.fingerprintKeys = fingerprintKeys
@@ -666,8 +671,14 @@ final class BinaryWriter {
             writeUInt128(unsafeBitCast(value, to: UInt128.self))
         } else if ObjectIdentifier(T.self) == lastPlainType {
             try writeChild(value, key: key)
+        } else if ObjectIdentifier(T.self) == lastFieldByFieldType, let fast = lastFieldByFieldMetatype {
+            if try !writeFieldByField(fast, value) { try writeChild(value, key: key) }
         } else if let hook = value as? any BinaryEncodingHook {
             try hook.encodeBinary(into: self, key: key)
+        } else if let fast = T.self as? any BinaryCodable.Type {
+            lastFieldByFieldType = ObjectIdentifier(T.self)
+            lastFieldByFieldMetatype = fast
+            if try !writeFieldByField(fast, value) { try writeChild(value, key: key) }
         } else {
             lastPlainType = ObjectIdentifier(T.self)
             try writeChild(value, key: key)
