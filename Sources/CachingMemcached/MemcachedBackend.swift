@@ -82,7 +82,7 @@ public final class MemcachedBackend: CacheBackend {
             var serverConnections: [MemcachedConnection] = []
             for number in 0..<configuration.connectionsPerServer {
                 let handle = try MemcachedHandle(server: server, configuration: configuration)
-                let reader = try MemcachedHandle(server: server, configuration: configuration, wireProtocol: .text)
+                let reader = MemcachedTextReader(server: server, configuration: configuration)
                 serverConnections.append(MemcachedConnection(
                     state: state, handle: handle, reader: reader, configuration: configuration, name: "memcached-\(index)-\(number)"
                 ))

@@ -8,19 +8,20 @@ import Caching
 final class ConnectionContext {
     /// The binary-protocol handle: writes, deletes, counters, CAS, and the reads they need.
     let handle: MemcachedHandle
-    /// The text-protocol handle that serves plain reads (`get`, `get(_ keys:)`).
+    /// The text-protocol connection that serves plain reads (`get`, `get(_ keys:)`), with its
+    /// own reply parser (see ``MemcachedTextReader``).
     ///
     /// libmemcached sends a binary multi-get as two writes (the GETKQs, then the NOOP that ends
     /// them), so the server often wakes and answers twice: a binary multi-get of one to three
     /// keys takes about 1.6 times as long as one text `get k1 k2 k3`, which is one write and
     /// one answer. Reads need neither CAS nor the binary-only commands, so they go this way.
-    let reader: MemcachedHandle
-    /// Both handles, for health reporting.
-    let handles: [MemcachedHandle]
+    let reader: MemcachedTextReader
+    /// Both links, for health reporting.
+    let handles: [any MemcachedLink]
     let state: ServerState
     let generationCacheTTL: Duration
 
-    init(handle: MemcachedHandle, reader: MemcachedHandle, state: ServerState, generationCacheTTL: Duration) {
+    init(handle: MemcachedHandle, reader: MemcachedTextReader, state: ServerState, generationCacheTTL: Duration) {
         self.handle = handle
         self.reader = reader
         handles = [handle, reader]
@@ -75,11 +76,11 @@ final class ConnectionContext {
     ///   are about to write); otherwise a missing counter means the key holds nothing.
     /// - Parameter deduplicate: ask for each physical key once (for merged requests, where many
     ///   tasks often want the same key); a lone request asks for its keys as they are.
-    /// - Parameter via: the handle to read with (the text-protocol ``reader`` for plain reads).
+    /// - Parameter via: the link to read with (the text-protocol ``reader`` for plain reads).
     func resolve(
-        _ plans: [KeyPlan], createGenerations: Bool, deduplicate: Bool = false, via reading: MemcachedHandle? = nil, for what: String
+        _ plans: [KeyPlan], createGenerations: Bool, deduplicate: Bool = false, via reading: (any MemcachedLink)? = nil, for what: String
     ) throws(CacheError) -> [Resolved] {
-        let reading = reading ?? handle
+        let reading: any MemcachedLink = reading ?? handle
         let keyName = plans.count == 1 ? plans[0].name : nil
         // Group the plans by their namespace levels: neighbours in a batch usually share them
         // (and the same array), so the generation work below is done once per group.

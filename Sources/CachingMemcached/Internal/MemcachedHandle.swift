@@ -40,11 +40,30 @@ struct MemcachedStatus: Error, Sendable, CustomStringConvertible {
     }
 }
 
+/// A connection to one server that can read keys and reports what its calls said about the
+/// server (a libmemcached handle, or the text-protocol ``MemcachedTextReader``).
+protocol MemcachedLink: AnyObject {
+    /// Set when a call failed in a way that says the connection or server is broken.
+    var connectionFailure: MemcachedStatus? { get }
+    /// Set when a call reached the server and got an answer.
+    var answered: Bool { get }
+    /// Multi-gets sent since the connection last collected the count.
+    var multiGets: Int { get set }
+    /// Reads `keys` in one round trip; the items come back aligned with `keys`, `nil` for misses.
+    func get(_ keys: [MemcachedKey]) throws(MemcachedStatus) -> [MemcachedItem?]
+    /// Forgets the last failure (after the connection reported it).
+    func clearFailureState()
+    /// Closes the connection, so that the next call connects again.
+    func reset()
+    /// Lets the next call try the server even if a back-off of the link's own is running.
+    func allowRetry()
+}
+
 /// One libmemcached handle (`memcached_st`) talking to one server.
 ///
 /// Not thread-safe, like the handle it wraps: a ``MemcachedConnection`` creates it and only its
 /// own thread uses it.
-final class MemcachedHandle {
+final class MemcachedHandle: MemcachedLink {
     /// The memcached protocol a handle speaks.
     enum WireProtocol {
         /// The binary protocol, with CAS: every command.
