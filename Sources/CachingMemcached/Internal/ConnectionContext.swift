@@ -283,12 +283,77 @@ final class ConnectionContext {
     /// The live entries of `plans`, aligned with them.
     func read(_ plans: [KeyPlan], deduplicate: Bool = false) throws(CacheError) -> [CacheEntry?] {
         if plans.count == 1 { return [try readOne(plans[0])] }
+        if !deduplicate, let entries = try readOneNamespace(plans) { return entries }
         let resolved = try resolve(plans, createGenerations: false, deduplicate: deduplicate, via: reader, for: "a read")
         let now = MemcachedExpiry.now()
         return resolved.map { resolved in
             guard let item = resolved.item, let remaining = MemcachedExpiry.remaining(flags: item.flags, now: now) else { return nil }
             return CacheEntry(value: item.value, ttl: remaining)
         }
+    }
+
+    /// The live entries of a batch whose keys all have the same namespace levels (the usual
+    /// batch) and whose generations this process remembers: ``resolve(_:createGenerations:deduplicate:via:for:)``
+    /// without its grouping and indexing, and without a key object per key (the physical keys
+    /// are written straight into the request). Same round trips and the same answers; `nil`
+    /// when the batch does not qualify, before any I/O, or when the generations moved, after
+    /// learning them (the general path then reads under the new ones).
+    private func readOneNamespace(_ plans: [KeyPlan]) throws(CacheError) -> [CacheEntry?]? {
+        guard let first = plans.first else { return [] }
+        let generationKeys = first.generationKeys
+        for plan in plans.dropFirst() where plan.generationKeys != generationKeys { return nil }
+        var rememberedToken: UInt64?
+        if !generationKeys.isEmpty {
+            var values: [UInt64] = []
+            values.reserveCapacity(generationKeys.count)
+            for remembered in state.generations(generationKeys) {
+                guard let value = remembered?.value else { return nil }
+                values.append(value)
+            }
+            rememberedToken = MemcachedKeySpace.token(values)
+        }
+        let head = KeyPlan.head(token: rememberedToken)
+        let items = try io("a read", key: nil) { () throws(MemcachedStatus) in
+            try reader.get(count: generationKeys.count + plans.count) { list in
+                for key in generationKeys {
+                    list.beginKey()
+                    list.bytes.append(contentsOf: key.bytes)
+                    list.endKey()
+                }
+                for plan in plans {
+                    list.beginKey()
+                    plan.appendDataKey(head: head, to: &list.bytes)
+                    list.endKey()
+                }
+            }
+        }
+        if !generationKeys.isEmpty {
+            var fresh: [UInt64] = []
+            fresh.reserveCapacity(generationKeys.count)
+            var learned: [(key: MemcachedKey, value: UInt64?)] = []
+            learned.reserveCapacity(generationKeys.count)
+            for (index, key) in generationKeys.enumerated() {
+                let value = items[index].flatMap { MemcachedKeySpace.parseCounter($0.value) }
+                learned.append((key, value))
+                if let value { fresh.append(value) }
+            }
+            state.remember(learned)
+            // A missing generation: no value can exist under it.
+            guard fresh.count == generationKeys.count else { return [CacheEntry?](repeating: nil, count: plans.count) }
+            // Moved since this process last saw them: read again under the new ones.
+            guard MemcachedKeySpace.token(fresh) == rememberedToken else { return nil }
+        }
+        let now = MemcachedExpiry.now()
+        var entries: [CacheEntry?] = []
+        entries.reserveCapacity(plans.count)
+        for item in items[generationKeys.count...] {
+            if let item, let remaining = MemcachedExpiry.remaining(flags: item.flags, now: now) {
+                entries.append(CacheEntry(value: item.value, ttl: remaining))
+            } else {
+                entries.append(nil)
+            }
+        }
+        return entries
     }
 
     /// The live entry of one key: ``resolve(_:createGenerations:deduplicate:via:for:)`` for a

@@ -35,8 +35,8 @@ final class MemcachedTextReader: MemcachedLink {
     private var capacity: Int
     private var start = 0
     private var end = 0
-    /// The request being written.
-    private var request: [UInt8] = []
+    /// The request being written (`get k1 k2 …\r\n`) and where each key is in it.
+    private var list = MemcachedKeyList()
     /// Set when a call failed in a way that says the connection or server is broken; the
     /// connection clears it after reporting to the server's health.
     private(set) var connectionFailure: MemcachedStatus?
@@ -181,29 +181,38 @@ final class MemcachedTextReader: MemcachedLink {
     /// Reads `keys` with one `get k1 k2 …` in one round trip; the items come back aligned with
     /// `keys`, `nil` for misses. Items carry no CAS (the text `get` does not return one).
     func get(_ keys: [MemcachedKey]) throws(MemcachedStatus) -> [MemcachedItem?] {
-        if keys.isEmpty { return [] }
+        try get(count: keys.count) { list in
+            for key in keys {
+                list.beginKey()
+                list.bytes.append(contentsOf: key.bytes)
+                list.endKey()
+            }
+        }
+    }
+
+    /// Reads the `count` keys that `writeKeys` writes into the request (each between
+    /// ``MemcachedKeyList/beginKey()`` and ``MemcachedKeyList/endKey()``), with no key object
+    /// per key; the items come back in the order of the keys, `nil` for misses.
+    func get(count: Int, _ writeKeys: (inout MemcachedKeyList) -> Void) throws(MemcachedStatus) -> [MemcachedItem?] {
+        if count == 0 { return [] }
         if fd < 0 { try connect() }
         start = 0
         end = 0
-        request.removeAll(keepingCapacity: true)
-        request.append(contentsOf: "get".utf8)
-        for key in keys {
-            request.append(UInt8(ascii: " "))
-            request.append(contentsOf: key.bytes)
-        }
-        request.append(contentsOf: "\r\n".utf8)
+        list.reset()
+        writeKeys(&list)
+        list.bytes.append(contentsOf: "\r\n".utf8)
         multiGets += 1
         try send()
-        return try readItems(keys)
+        return try readItems()
     }
 
     /// Writes `request`; while the socket cannot take more, keeps receiving, so that a server
     /// that answers the start of a long multi-get is never blocked by us not reading.
     private func send() throws(MemcachedStatus) {
         var sent = 0
-        let count = request.count
+        let count = list.bytes.count
         while sent < count {
-            let written = request.withUnsafeBytes { raw in
+            let written = list.bytes.withUnsafeBytes { raw in
                 systemSend(fd, raw.baseAddress.map { $0 + sent }, count - sent, Int32(MSG_NOSIGNAL) | Int32(MSG_DONTWAIT))
             }
             if written > 0 {
@@ -296,8 +305,9 @@ final class MemcachedTextReader: MemcachedLink {
         }
     }
 
-    private func readItems(_ keys: [MemcachedKey]) throws(MemcachedStatus) -> [MemcachedItem?] {
-        var items = [MemcachedItem?](repeating: nil, count: keys.count)
+    private func readItems() throws(MemcachedStatus) -> [MemcachedItem?] {
+        let keyCount = list.starts.count
+        var items = [MemcachedItem?](repeating: nil, count: keyCount)
         // One server answers in request order, skipping misses: match by walking forward.
         var cursor = 0
         // The reply cannot be there yet: wait for it before the first receive.
@@ -323,9 +333,9 @@ final class MemcachedTextReader: MemcachedLink {
             // The key must be compared before the buffer moves: find its position now.
             let keyPointer = UnsafeRawPointer(buffer + start + header.keyStart).assumingMemoryBound(to: CChar.self)
             var position = cursor
-            while position < keys.count && !keys[position].matches(keyPointer, header.keyLength) { position += 1 }
-            if position == keys.count {
-                position = keys[..<cursor].firstIndex { $0.matches(keyPointer, header.keyLength) } ?? -1
+            while position < keyCount && !list.key(position, matches: keyPointer, header.keyLength) { position += 1 }
+            if position == keyCount {
+                position = (0..<cursor).first { list.key($0, matches: keyPointer, header.keyLength) } ?? -1
             } else {
                 cursor = position + 1
             }
@@ -395,3 +405,41 @@ final class MemcachedTextReader: MemcachedLink {
 private func systemClose(_ fd: Int32) -> Int32 { close(fd) }
 private func systemConnect(_ fd: Int32, _ address: UnsafePointer<sockaddr>?, _ length: socklen_t) -> Int32 { connect(fd, address, length) }
 private func systemSend(_ fd: Int32, _ bytes: UnsafeRawPointer?, _ count: Int, _ flags: Int32) -> Int { send(fd, bytes, count, flags) }
+
+/// The keys of a text-protocol `get` request, written straight into the request bytes, with
+/// where each one is (to match the reply's keys without a key object per key).
+struct MemcachedKeyList {
+    /// `get k1 k2 …` so far.
+    var bytes: [UInt8] = []
+    /// The start of each key in `bytes`.
+    private(set) var starts: [Int] = []
+    /// The end of each key in `bytes`.
+    private(set) var ends: [Int] = []
+
+    mutating func reset() {
+        bytes.removeAll(keepingCapacity: true)
+        bytes.append(contentsOf: "get".utf8)
+        starts.removeAll(keepingCapacity: true)
+        ends.removeAll(keepingCapacity: true)
+    }
+
+    /// Starts a key: append its bytes to ``bytes`` next, then call ``endKey()``.
+    mutating func beginKey() {
+        bytes.append(UInt8(ascii: " "))
+        starts.append(bytes.count)
+    }
+
+    mutating func endKey() {
+        ends.append(bytes.count)
+    }
+
+    /// Whether key `index` equals the `count` bytes at `pointer`.
+    func key(_ index: Int, matches pointer: UnsafePointer<CChar>, _ count: Int) -> Bool {
+        let start = starts[index]
+        guard ends[index] - start == count else { return false }
+        return bytes.withUnsafeBytes { raw in
+            guard let base = raw.baseAddress else { return count == 0 }
+            return memcmp(base + start, pointer, count) == 0
+        }
+    }
+}
