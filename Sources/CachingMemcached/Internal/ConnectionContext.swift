@@ -1,7 +1,8 @@
 import CLibmemcached
 import Caching
 
-/// What a connection thread works with: its libmemcached handles and its server's shared state.
+/// What a connection thread works with: its libmemcached handle, its text-protocol reader and its
+/// server's shared state.
 /// It runs the cache operations as sequences of memcached commands.
 ///
 /// Only the connection's own thread touches it.
