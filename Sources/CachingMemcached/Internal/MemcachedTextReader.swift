@@ -310,11 +310,14 @@ final class MemcachedTextReader: MemcachedLink {
         var items = [MemcachedItem?](repeating: nil, count: keyCount)
         // One server answers in request order, skipping misses: match by walking forward.
         var cursor = 0
-        // The reply cannot be there yet: wait for it before the first receive.
-        guard try wait(for: Int16(POLLIN), timeout: ioTimeout, what: "read") else {
-            throw failure(MEMCACHED_TIMEOUT, "no answer for \(ioTimeout) ms")
+        if end == start {
+            // Nothing came while sending, and the reply cannot be there yet: wait for it before
+            // the first receive (which would otherwise fail with EAGAIN).
+            guard try wait(for: Int16(POLLIN), timeout: ioTimeout, what: "read") else {
+                throw failure(MEMCACHED_TIMEOUT, "no answer for \(ioTimeout) ms")
+            }
+            try receiveMore()
         }
-        try receiveMore()
         while true {
             let lineStop = try lineEnd()
             let line = UnsafeBufferPointer(start: buffer + start, count: lineStop - start)
