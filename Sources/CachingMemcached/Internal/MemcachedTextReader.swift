@@ -145,10 +145,11 @@ final class MemcachedTextReader: MemcachedLink {
             throw failure(MEMCACHED_CONNECTION_SOCKET_CREATE_FAILURE, "socket() failed: \(Self.errorText(errno))", closing: false)
         }
         fd = socketFD
+        var one: Int32 = 1
         #if canImport(Darwin)
         _ = fcntl(socketFD, F_SETFL, fcntl(socketFD, F_GETFL) | O_NONBLOCK)
+        _ = setsockopt(socketFD, SOL_SOCKET, SO_NOSIGPIPE, &one, socklen_t(MemoryLayout<Int32>.size))
         #endif
-        var one: Int32 = 1
         _ = setsockopt(socketFD, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
         _ = setsockopt(socketFD, SOL_SOCKET, SO_KEEPALIVE, &one, socklen_t(MemoryLayout<Int32>.size))
         if systemConnect(socketFD, address.ai_addr, address.ai_addrlen) == 0 { return }
@@ -213,7 +214,7 @@ final class MemcachedTextReader: MemcachedLink {
         let count = list.bytes.count
         while sent < count {
             let written = list.bytes.withUnsafeBytes { raw in
-                systemSend(fd, raw.baseAddress.map { $0 + sent }, count - sent, Int32(MSG_NOSIGNAL) | Int32(MSG_DONTWAIT))
+                systemSend(fd, raw.baseAddress.map { $0 + sent }, count - sent, sendFlags)
             }
             if written > 0 {
                 sent += written
@@ -403,6 +404,13 @@ final class MemcachedTextReader: MemcachedLink {
         return index > first ? value : nil
     }
 }
+
+/// Non-blocking, and a closed socket is an error rather than a SIGPIPE.
+#if canImport(Darwin)
+private let sendFlags = MSG_DONTWAIT
+#else
+private let sendFlags = Int32(MSG_NOSIGNAL) | Int32(MSG_DONTWAIT)
+#endif
 
 // The libc calls whose names the reader's own methods shadow.
 private func systemClose(_ fd: Int32) -> Int32 { close(fd) }
