@@ -251,7 +251,7 @@ final class MemcachedTextReader: MemcachedLink {
         if capacity - end >= more { return }
         if start > 0 {
             let pending = end - start
-            if pending > 0 { (buffer).update(from: buffer + start, count: pending) }
+            if pending > 0 { memmove(buffer, buffer + start, pending) }   // the regions may overlap
             start = 0
             end = pending
             if capacity - end >= more { return }
