@@ -357,22 +357,6 @@ struct MemcachedBackendTests {
         try await backend.close()
     }
 
-    @Test func aLargeBatchReadIsCompleteAndInOrder() async throws {
-        // A request of about 150 kB and replies of about 3 MB per server: the reader grows its
-        // buffer and matches thousands of items in order.
-        let backend = try TestEnvironment.sharedBackend()
-        let p = uniquePrefix()
-        let keys = (0..<3000).map { p + "big:" + String(repeating: "k", count: 20) + "\($0)" }
-        func value(_ index: Int) -> [UInt8] { (0..<2048).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ index) } }
-        try await backend.set(keys.enumerated().map { (key: $1, value: value($0)) }, ttl: .seconds(60))
-        let read = try await backend.get(keys.reversed() + [p + "big:missing"])
-        #expect(read.count == keys.count + 1)
-        #expect(read.last == .some(nil))
-        let expected = (0..<keys.count).reversed().map { value($0) }
-        #expect(read.dropLast().map { $0?.value } == expected)
-        try await backend.close()
-    }
-
     @Test func manyConcurrentReadersShareRoundTrips() async throws {
         let backend = try TestEnvironment.sharedBackend { $0.connectionsPerServer = 1 }
         let p = uniquePrefix()
