@@ -63,87 +63,111 @@ struct MemcachedTextReaderTests {
         func finish() -> Bool { done.wait(timeout: .now() + 5) == .success }
     }
 
-    func reader(port: Int) -> MemcachedTextReader {
+    static func reader(port: Int) -> MemcachedTextReader {
         var configuration = MemcachedBackend.Configuration(servers: [MemcachedServer(host: "127.0.0.1", port: port)])
         configuration.ioTimeout = .seconds(2)
         return MemcachedTextReader(server: configuration.servers[0], configuration: configuration)
     }
 
-    func keys(_ names: String...) -> [MemcachedKey] { names.map { MemcachedKey(Array($0.utf8)) } }
+    static func keys(_ names: String...) -> [MemcachedKey] { names.map { MemcachedKey(Array($0.utf8)) } }
+
+    /// What a read against a scripted server gave.
+    struct Outcome: Sendable {
+        var items: Result<[MemcachedItem?], MemcachedStatus>
+        var request: String
+        var connectionFailure: MemcachedStatus?
+        var answered: Bool
+        var serverFinished: Bool
+    }
+
+    /// Runs a read of `keys` against a server that answers `reply`, on a thread of its own: the
+    /// reader and the scripted server block, which must not happen on the cooperative pool
+    /// (other tests' tasks would wait for it).
+    static func readScripted(_ keys: [MemcachedKey], reply: [UInt8], chunk: Int = 4096, closeAfter: Bool = true) async throws -> Outcome {
+        let worker = BlockingWorker(name: "reader-test")
+        defer { worker.shutdown() }
+        return try await worker.run {
+            let server = try ScriptedServer(reply: reply, chunk: chunk, closeAfter: closeAfter)
+            let reader = reader(port: server.port)
+            let items: Result<[MemcachedItem?], MemcachedStatus>
+            do throws(MemcachedStatus) { items = .success(try reader.get(keys)) } catch { items = .failure(error) }
+            let finished = server.finish()
+            return Outcome(items: items, request: server.request, connectionFailure: reader.connectionFailure, answered: reader.answered, serverFinished: finished)
+        }
+    }
 
     @Test(arguments: [1, 3, 7, 4096])
-    func repliesCutAnywhereParse(chunk: Int) throws {
+    func repliesCutAnywhereParse(chunk: Int) async throws {
         // A value that contains protocol text, an empty value, a miss, and a value of 100 kB
         // (larger than the reader's first buffer).
         let big = [UInt8](repeating: 0x41, count: 100_000)
         var reply = Array("VALUE k1 5 11\r\nx\r\nEND\r\nVAL\r\n".utf8)
         reply += Array("VALUE k3 0 0\r\n\r\n".utf8)
         reply += Array("VALUE k4 4294967295 100000\r\n".utf8) + big + Array("\r\nEND\r\n".utf8)
-        let server = try ScriptedServer(reply: reply, chunk: chunk, closeAfter: false)
-        let reader = reader(port: server.port)
-        let items = try reader.get(keys("k1", "k2", "k3", "k4"))
-        #expect(server.finish())
-        #expect(server.request == "get k1 k2 k3 k4\r\n")
+        let outcome = try await Self.readScripted(Self.keys("k1", "k2", "k3", "k4"), reply: reply, chunk: chunk, closeAfter: false)
+        #expect(outcome.serverFinished)
+        #expect(outcome.request == "get k1 k2 k3 k4\r\n")
+        let items = try outcome.items.get()
         #expect(items.count == 4)
-        #expect(items[0]?.value == Array("x\r\nEND\r\nVAL".utf8))
-        #expect(items[0]?.flags == 5)
-        #expect(items[1] == nil)
-        #expect(items[2]?.value == [])
-        #expect(items[3]?.value == big)
-        #expect(items[3]?.flags == UInt32.max)
-        #expect(reader.connectionFailure == nil)
-        #expect(reader.answered)
+        #expect(items.first??.value == Array("x\r\nEND\r\nVAL".utf8))
+        #expect(items.first??.flags == 5)
+        #expect(items.count > 1 && items[1] == nil)
+        #expect(items.count > 2 && items[2]?.value == [])
+        #expect(items.last??.value == big)
+        #expect(items.last??.flags == UInt32.max)
+        #expect(outcome.connectionFailure == nil)
+        #expect(outcome.answered)
     }
 
-    @Test func aServerErrorIsAnErrorOfTheRequestNotOfTheConnection() throws {
-        let server = try ScriptedServer(reply: Array("SERVER_ERROR out of memory writing get response\r\n".utf8), chunk: 4096)
-        let reader = reader(port: server.port)
-        #expect {
-            _ = try reader.get(keys("k1"))
-        } throws: { error in
-            guard let status = error as? MemcachedStatus else { return false }
-            return !status.isConnectionFailure && status.message.contains("out of memory")
+    @Test func aServerErrorIsAnErrorOfTheRequestNotOfTheConnection() async throws {
+        let outcome = try await Self.readScripted(Self.keys("k1"), reply: Array("SERVER_ERROR out of memory writing get response\r\n".utf8))
+        #expect(outcome.serverFinished)
+        guard case .failure(let status) = outcome.items else {
+            Issue.record("a SERVER_ERROR reply was read as items")
+            return
         }
-        #expect(server.finish())
-        #expect(reader.connectionFailure == nil)
+        #expect(!status.isConnectionFailure)
+        #expect(status.message.contains("out of memory"))
+        #expect(outcome.connectionFailure == nil)
     }
 
-    @Test func aServerThatHangsUpMidValueIsAConnectionFailure() throws {
-        let server = try ScriptedServer(reply: Array("VALUE k1 0 10\r\nabc".utf8), chunk: 4096)
-        let reader = reader(port: server.port)
-        #expect {
-            _ = try reader.get(keys("k1"))
-        } throws: { error in
-            (error as? MemcachedStatus)?.isConnectionFailure == true
+    @Test func aServerThatHangsUpMidValueIsAConnectionFailure() async throws {
+        let outcome = try await Self.readScripted(Self.keys("k1"), reply: Array("VALUE k1 0 10\r\nabc".utf8))
+        #expect(outcome.serverFinished)
+        guard case .failure(let status) = outcome.items else {
+            Issue.record("a cut reply was read as items")
+            return
         }
-        #expect(server.finish())
-        #expect(reader.connectionFailure?.isConnectionFailure == true)
+        #expect(status.isConnectionFailure)
+        #expect(outcome.connectionFailure?.isConnectionFailure == true)
     }
 
-    @Test func garbageIsAProtocolError() throws {
-        let server = try ScriptedServer(reply: Array("VALUE k1 zero 3\r\nabc\r\nEND\r\n".utf8), chunk: 4096)
-        let reader = reader(port: server.port)
-        #expect {
-            _ = try reader.get(keys("k1"))
-        } throws: { error in
-            guard let status = error as? MemcachedStatus else { return false }
-            return status.isConnectionFailure && status.message.contains("malformed VALUE line")
+    @Test func garbageIsAProtocolError() async throws {
+        let outcome = try await Self.readScripted(Self.keys("k1"), reply: Array("VALUE k1 zero 3\r\nabc\r\nEND\r\n".utf8))
+        #expect(outcome.serverFinished)
+        guard case .failure(let status) = outcome.items else {
+            Issue.record("a malformed reply was read as items")
+            return
         }
-        #expect(server.finish())
+        #expect(status.isConnectionFailure)
+        #expect(status.message.contains("malformed VALUE line"))
     }
 
-    @Test func aRefusedConnectIsAConnectionFailure() throws {
-        // A port nothing listens on: bind one, then close it.
-        let server = try ScriptedServer(reply: [], chunk: 1)
-        let port = server.port
-        let poke = TestEnvironment.connectSocket(host: "127.0.0.1", port: port)
-        if let poke { close(poke) }
-        #expect(server.finish())
-        let reader = reader(port: port)
-        #expect {
-            _ = try reader.get(keys("k1"))
-        } throws: { error in
-            (error as? MemcachedStatus)?.isConnectionFailure == true
+    @Test func aRefusedConnectIsAConnectionFailure() async throws {
+        let worker = BlockingWorker(name: "reader-test")
+        defer { worker.shutdown() }
+        let result: Result<[MemcachedItem?], MemcachedStatus> = try await worker.run {
+            // A port nothing listens on: a scripted server's, once it is done.
+            let server = try ScriptedServer(reply: [], chunk: 1)
+            if let poke = TestEnvironment.connectSocket(host: "127.0.0.1", port: server.port) { close(poke) }
+            _ = server.finish()
+            let reader = Self.reader(port: server.port)
+            do throws(MemcachedStatus) { return .success(try reader.get(Self.keys("k1"))) } catch { return .failure(error) }
         }
+        guard case .failure(let status) = result else {
+            Issue.record("a read from a closed port returned items")
+            return
+        }
+        #expect(status.isConnectionFailure)
     }
 }

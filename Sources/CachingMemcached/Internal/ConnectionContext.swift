@@ -226,8 +226,17 @@ final class ConnectionContext {
                     return value
                 }
             } catch {
-                guard error.code == MEMCACHED_UNKNOWN_READ_FAILURE else { throw cacheError(error, "creating a namespace generation", key: nil) }
-                handle.forgiveArithmeticFailure()
+                if error.code == MEMCACHED_NOTSTORED {
+                    // Another connection or client created it between our read and this call
+                    // (memcached answers the losing INCR-with-initial with NOT_STORED): use theirs.
+                    let current = try io("reading a namespace generation", key: nil) { () throws(MemcachedStatus) in
+                        try handle.arithmetic(.increment(0), key: key)
+                    }
+                    if let current { return current }
+                } else {
+                    guard error.code == MEMCACHED_UNKNOWN_READ_FAILURE else { throw cacheError(error, "creating a namespace generation", key: nil) }
+                    handle.forgiveArithmeticFailure()
+                }
             }
         }
         let value = Self.randomGeneration()
@@ -564,8 +573,12 @@ final class ConnectionContext {
         do {
             value = try handle.arithmetic(.incrementWithInitial(1, initial: Self.randomGeneration(), exptime: 0), key: generationKey)
         } catch {
-            guard error.code == MEMCACHED_UNKNOWN_READ_FAILURE else { throw cacheError(error, "clear(prefix:)", key: prefix) }
-            handle.forgiveArithmeticFailure()
+            // NOT_STORED: another client created the counter at the same moment; a fresh random
+            // generation (below) is as good a bump as any.
+            if error.code != MEMCACHED_NOTSTORED {
+                guard error.code == MEMCACHED_UNKNOWN_READ_FAILURE else { throw cacheError(error, "clear(prefix:)", key: prefix) }
+                handle.forgiveArithmeticFailure()
+            }
         }
         if value == nil {
             value = try createGeneration(generationKey, overwrite: true)
