@@ -15,8 +15,10 @@ import Synchronization
 /// MD5), so adding or losing a server moves only its share of the keys. Each server gets
 /// ``Configuration/connectionsPerServer`` libmemcached handles, each owned by a dedicated
 /// thread: blocking calls never run on Swift's cooperative pool, and concurrent reads waiting
-/// for the same connection are merged into one multi-get. The binary protocol is used, with
-/// TCP_NODELAY and the connect and I/O timeouts of the configuration.
+/// for the same connection are merged into one multi-get. Writes, deletes and counters use
+/// libmemcached's binary protocol; plain reads use the text protocol's `get k1 k2 …` through the
+/// backend's own reply parser. Both use TCP_NODELAY and the connect and I/O timeouts of the
+/// configuration.
 ///
 /// memcached's limits do not leak to callers:
 /// - **Any key works.** Keys that are not printable ASCII without spaces, or are longer than
@@ -82,7 +84,7 @@ public final class MemcachedBackend: CacheBackend {
             var serverConnections: [MemcachedConnection] = []
             for number in 0..<configuration.connectionsPerServer {
                 let handle = try MemcachedHandle(server: server, configuration: configuration)
-                let reader = try MemcachedHandle(server: server, configuration: configuration, wireProtocol: .text)
+                let reader = MemcachedTextReader(server: server, configuration: configuration)
                 serverConnections.append(MemcachedConnection(
                     state: state, handle: handle, reader: reader, configuration: configuration, name: "memcached-\(index)-\(number)"
                 ))

@@ -332,6 +332,31 @@ struct MemcachedBackendTests {
         try await backend.close()
     }
 
+    @Test func aBatchReadIsOneRoundTripPerServerAndSeesAnotherClientsClear() async throws {
+        let backend = try TestEnvironment.sharedBackend()
+        let other = try TestEnvironment.sharedBackend()   // another process's view of the servers
+        let p = uniquePrefix()
+        // Plain keys and keys stored under their digest, all in one namespace.
+        let keys = (0..<40).map { p + "users:\($0)" } + [p + "users:white space", p + "users:ключ"]
+        try await backend.set(keys.map { (key: $0, value: bytes($0)) }, ttl: .seconds(60))
+        #expect(try await backend.get(keys).map { $0?.value } == keys.map { bytes($0) })
+        let servers = Set(keys.map { backend.server(for: $0) }).count
+        let before = backend.readRoundTrips
+        let again = try await backend.get(keys + [p + "users:missing"])
+        #expect(again.dropLast().map { $0?.value } == keys.map { bytes($0) })
+        #expect(again.last == .some(nil))
+        #expect(backend.readRoundTrips - before == servers)
+        // A clear by another client is seen by the very next batch.
+        try await other.clear(prefix: p + "users:")
+        #expect(try await backend.get(keys).allSatisfy { $0 == nil })
+        try await backend.set(keys[0], to: bytes("new"), ttl: .seconds(60))
+        let after = try await backend.get(keys)
+        #expect(after[0]?.value == bytes("new"))
+        #expect(after.dropFirst().allSatisfy { $0 == nil })
+        try await other.close()
+        try await backend.close()
+    }
+
     @Test func manyConcurrentReadersShareRoundTrips() async throws {
         let backend = try TestEnvironment.sharedBackend { $0.connectionsPerServer = 1 }
         let p = uniquePrefix()

@@ -1,26 +1,28 @@
 import CLibmemcached
 import Caching
 
-/// What a connection thread works with: its libmemcached handles and its server's shared state.
+/// What a connection thread works with: its libmemcached handle, its text-protocol reader and its
+/// server's shared state.
 /// It runs the cache operations as sequences of memcached commands.
 ///
 /// Only the connection's own thread touches it.
 final class ConnectionContext {
     /// The binary-protocol handle: writes, deletes, counters, CAS, and the reads they need.
     let handle: MemcachedHandle
-    /// The text-protocol handle that serves plain reads (`get`, `get(_ keys:)`).
+    /// The text-protocol connection that serves plain reads (`get`, `get(_ keys:)`), with its
+    /// own reply parser (see ``MemcachedTextReader``).
     ///
     /// libmemcached sends a binary multi-get as two writes (the GETKQs, then the NOOP that ends
     /// them), so the server often wakes and answers twice: a binary multi-get of one to three
     /// keys takes about 1.6 times as long as one text `get k1 k2 k3`, which is one write and
     /// one answer. Reads need neither CAS nor the binary-only commands, so they go this way.
-    let reader: MemcachedHandle
-    /// Both handles, for health reporting.
-    let handles: [MemcachedHandle]
+    let reader: MemcachedTextReader
+    /// Both links, for health reporting.
+    let handles: [any MemcachedLink]
     let state: ServerState
     let generationCacheTTL: Duration
 
-    init(handle: MemcachedHandle, reader: MemcachedHandle, state: ServerState, generationCacheTTL: Duration) {
+    init(handle: MemcachedHandle, reader: MemcachedTextReader, state: ServerState, generationCacheTTL: Duration) {
         self.handle = handle
         self.reader = reader
         handles = [handle, reader]
@@ -75,11 +77,11 @@ final class ConnectionContext {
     ///   are about to write); otherwise a missing counter means the key holds nothing.
     /// - Parameter deduplicate: ask for each physical key once (for merged requests, where many
     ///   tasks often want the same key); a lone request asks for its keys as they are.
-    /// - Parameter via: the handle to read with (the text-protocol ``reader`` for plain reads).
+    /// - Parameter via: the link to read with (the text-protocol ``reader`` for plain reads).
     func resolve(
-        _ plans: [KeyPlan], createGenerations: Bool, deduplicate: Bool = false, via reading: MemcachedHandle? = nil, for what: String
+        _ plans: [KeyPlan], createGenerations: Bool, deduplicate: Bool = false, via reading: (any MemcachedLink)? = nil, for what: String
     ) throws(CacheError) -> [Resolved] {
-        let reading = reading ?? handle
+        let reading: any MemcachedLink = reading ?? handle
         let keyName = plans.count == 1 ? plans[0].name : nil
         // Group the plans by their namespace levels: neighbours in a batch usually share them
         // (and the same array), so the generation work below is done once per group.
@@ -224,8 +226,17 @@ final class ConnectionContext {
                     return value
                 }
             } catch {
-                guard error.code == MEMCACHED_UNKNOWN_READ_FAILURE else { throw cacheError(error, "creating a namespace generation", key: nil) }
-                handle.forgiveArithmeticFailure()
+                if error.code == MEMCACHED_NOTSTORED {
+                    // Another connection or client created it between our read and this call
+                    // (memcached answers the losing INCR-with-initial with NOT_STORED): use theirs.
+                    let current = try io("reading a namespace generation", key: nil) { () throws(MemcachedStatus) in
+                        try handle.arithmetic(.increment(0), key: key)
+                    }
+                    if let current { return current }
+                } else {
+                    guard error.code == MEMCACHED_UNKNOWN_READ_FAILURE else { throw cacheError(error, "creating a namespace generation", key: nil) }
+                    handle.forgiveArithmeticFailure()
+                }
             }
         }
         let value = Self.randomGeneration()
@@ -282,12 +293,77 @@ final class ConnectionContext {
     /// The live entries of `plans`, aligned with them.
     func read(_ plans: [KeyPlan], deduplicate: Bool = false) throws(CacheError) -> [CacheEntry?] {
         if plans.count == 1 { return [try readOne(plans[0])] }
+        if !deduplicate, let entries = try readOneNamespace(plans) { return entries }
         let resolved = try resolve(plans, createGenerations: false, deduplicate: deduplicate, via: reader, for: "a read")
         let now = MemcachedExpiry.now()
         return resolved.map { resolved in
             guard let item = resolved.item, let remaining = MemcachedExpiry.remaining(flags: item.flags, now: now) else { return nil }
             return CacheEntry(value: item.value, ttl: remaining)
         }
+    }
+
+    /// The live entries of a batch whose keys all have the same namespace levels (the usual
+    /// batch) and whose generations this process remembers: ``resolve(_:createGenerations:deduplicate:via:for:)``
+    /// without its grouping and indexing, and without a key object per key (the physical keys
+    /// are written straight into the request). Same round trips and the same answers; `nil`
+    /// when the batch does not qualify, before any I/O, or when the generations moved, after
+    /// learning them (the general path then reads under the new ones).
+    private func readOneNamespace(_ plans: [KeyPlan]) throws(CacheError) -> [CacheEntry?]? {
+        guard let first = plans.first else { return [] }
+        let generationKeys = first.generationKeys
+        for plan in plans.dropFirst() where plan.generationKeys != generationKeys { return nil }
+        var rememberedToken: UInt64?
+        if !generationKeys.isEmpty {
+            var values: [UInt64] = []
+            values.reserveCapacity(generationKeys.count)
+            for remembered in state.generations(generationKeys) {
+                guard let value = remembered?.value else { return nil }
+                values.append(value)
+            }
+            rememberedToken = MemcachedKeySpace.token(values)
+        }
+        let head = KeyPlan.head(token: rememberedToken)
+        let items = try io("a read", key: nil) { () throws(MemcachedStatus) in
+            try reader.get(count: generationKeys.count + plans.count) { list in
+                for key in generationKeys {
+                    list.beginKey()
+                    list.bytes.append(contentsOf: key.bytes)
+                    list.endKey()
+                }
+                for plan in plans {
+                    list.beginKey()
+                    plan.appendDataKey(head: head, to: &list.bytes)
+                    list.endKey()
+                }
+            }
+        }
+        if !generationKeys.isEmpty {
+            var fresh: [UInt64] = []
+            fresh.reserveCapacity(generationKeys.count)
+            var learned: [(key: MemcachedKey, value: UInt64?)] = []
+            learned.reserveCapacity(generationKeys.count)
+            for (index, key) in generationKeys.enumerated() {
+                let value = items[index].flatMap { MemcachedKeySpace.parseCounter($0.value) }
+                learned.append((key, value))
+                if let value { fresh.append(value) }
+            }
+            state.remember(learned)
+            // A missing generation: no value can exist under it.
+            guard fresh.count == generationKeys.count else { return [CacheEntry?](repeating: nil, count: plans.count) }
+            // Moved since this process last saw them: read again under the new ones.
+            guard MemcachedKeySpace.token(fresh) == rememberedToken else { return nil }
+        }
+        let now = MemcachedExpiry.now()
+        var entries: [CacheEntry?] = []
+        entries.reserveCapacity(plans.count)
+        for item in items[generationKeys.count...] {
+            if let item, let remaining = MemcachedExpiry.remaining(flags: item.flags, now: now) {
+                entries.append(CacheEntry(value: item.value, ttl: remaining))
+            } else {
+                entries.append(nil)
+            }
+        }
+        return entries
     }
 
     /// The live entry of one key: ``resolve(_:createGenerations:deduplicate:via:for:)`` for a
@@ -497,8 +573,12 @@ final class ConnectionContext {
         do {
             value = try handle.arithmetic(.incrementWithInitial(1, initial: Self.randomGeneration(), exptime: 0), key: generationKey)
         } catch {
-            guard error.code == MEMCACHED_UNKNOWN_READ_FAILURE else { throw cacheError(error, "clear(prefix:)", key: prefix) }
-            handle.forgiveArithmeticFailure()
+            // NOT_STORED: another client created the counter at the same moment; a fresh random
+            // generation (below) is as good a bump as any.
+            if error.code != MEMCACHED_NOTSTORED {
+                guard error.code == MEMCACHED_UNKNOWN_READ_FAILURE else { throw cacheError(error, "clear(prefix:)", key: prefix) }
+                handle.forgiveArithmeticFailure()
+            }
         }
         if value == nil {
             value = try createGeneration(generationKey, overwrite: true)

@@ -23,7 +23,7 @@ final class MemcachedConnection: Sendable {
     let pending = Atomic<Int>(0)
     private let replyWait: ReplyWait
 
-    init(state: ServerState, handle: MemcachedHandle, reader: MemcachedHandle, configuration: MemcachedBackend.Configuration, name: String) {
+    init(state: ServerState, handle: MemcachedHandle, reader: MemcachedTextReader, configuration: MemcachedBackend.Configuration, name: String) {
         self.state = state
         replyWait = ReplyWait(budget: configuration.replyWait)
         let context = ConnectionContext(handle: handle, reader: reader, state: state, generationCacheTTL: configuration.generationCacheTTL)

@@ -40,19 +40,31 @@ struct MemcachedStatus: Error, Sendable, CustomStringConvertible {
     }
 }
 
-/// One libmemcached handle (`memcached_st`) talking to one server.
+/// A connection to one server that can read keys and reports what its calls said about the
+/// server (a libmemcached handle, or the text-protocol ``MemcachedTextReader``).
+protocol MemcachedLink: AnyObject {
+    /// Set when a call failed in a way that says the connection or server is broken.
+    var connectionFailure: MemcachedStatus? { get }
+    /// Set when a call reached the server and got an answer.
+    var answered: Bool { get }
+    /// Multi-gets sent since the connection last collected the count.
+    var multiGets: Int { get set }
+    /// Reads `keys` in one round trip; the items come back aligned with `keys`, `nil` for misses.
+    func get(_ keys: [MemcachedKey]) throws(MemcachedStatus) -> [MemcachedItem?]
+    /// Forgets the last failure (after the connection reported it).
+    func clearFailureState()
+    /// Closes the connection, so that the next call connects again.
+    func reset()
+    /// Lets the next call try the server even if a back-off of the link's own is running.
+    func allowRetry()
+}
+
+/// One libmemcached handle (`memcached_st`) talking to one server in the binary protocol:
+/// writes, deletes, counters, CAS (plain reads go through ``MemcachedTextReader``).
 ///
 /// Not thread-safe, like the handle it wraps: a ``MemcachedConnection`` creates it and only its
 /// own thread uses it.
-final class MemcachedHandle {
-    /// The memcached protocol a handle speaks.
-    enum WireProtocol {
-        /// The binary protocol, with CAS: every command.
-        case binary
-        /// The text protocol, without CAS: multi-gets only (see ``ConnectionContext/reader``).
-        case text
-    }
-
+final class MemcachedHandle: MemcachedLink {
     let server: MemcachedServer
     private let memc: UnsafeMutablePointer<memcached_st>
     private let result: UnsafeMutablePointer<memcached_result_st>
@@ -64,7 +76,7 @@ final class MemcachedHandle {
     /// Multi-gets sent since the connection last collected the count.
     var multiGets = 0
 
-    init(server: MemcachedServer, configuration: MemcachedBackend.Configuration, wireProtocol: WireProtocol = .binary) throws(CacheError) {
+    init(server: MemcachedServer, configuration: MemcachedBackend.Configuration) throws(CacheError) {
         self.server = server
         guard let memc = memcached_create(nil) else {
             throw CacheError(.internalError, "memcached_create failed: out of memory")
@@ -80,10 +92,10 @@ final class MemcachedHandle {
         }
         let ioMilliseconds = configuration.ioTimeout.libmemcachedMilliseconds
         let behaviors: [(memcached_behavior_t, UInt64)] = [
-            (MEMCACHED_BEHAVIOR_BINARY_PROTOCOL, wireProtocol == .binary ? 1 : 0),
+            (MEMCACHED_BEHAVIOR_BINARY_PROTOCOL, 1),
             (MEMCACHED_BEHAVIOR_TCP_NODELAY, 1),
             (MEMCACHED_BEHAVIOR_TCP_KEEPALIVE, 1),
-            (MEMCACHED_BEHAVIOR_SUPPORT_CAS, wireProtocol == .binary ? 1 : 0),
+            (MEMCACHED_BEHAVIOR_SUPPORT_CAS, 1),
             (MEMCACHED_BEHAVIOR_CONNECT_TIMEOUT, configuration.connectTimeout.libmemcachedMilliseconds),
             (MEMCACHED_BEHAVIOR_POLL_TIMEOUT, ioMilliseconds),
             (MEMCACHED_BEHAVIOR_SND_TIMEOUT, ioMilliseconds * 1000),
@@ -145,8 +157,8 @@ final class MemcachedHandle {
 
     // MARK: Commands
 
-    /// Reads `keys` in one round trip (binary: GETKQ for each, then NOOP; text: one
-    /// `get k1 k2 ...`); the items come back aligned with `keys`, `nil` for misses.
+    /// Reads `keys` in one round trip (GETKQ for each, then NOOP); the items come back aligned
+    /// with `keys`, `nil` for misses.
     func get(_ keys: [MemcachedKey]) throws(MemcachedStatus) -> [MemcachedItem?] {
         if keys.isEmpty { return [] }
         let total = keys.reduce(0) { $0 + $1.bytes.count }

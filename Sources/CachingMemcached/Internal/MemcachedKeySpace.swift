@@ -60,6 +60,18 @@ struct KeyPlan: Sendable {
         return head
     }
 
+    /// Appends the physical key of the value after `head` (see ``head(token:)``) to `bytes`.
+    func appendDataKey(head: [UInt8], to bytes: inout [UInt8]) {
+        bytes.append(contentsOf: head)
+        if let digest {
+            bytes.append(UInt8(ascii: "#"))
+            bytes.append(contentsOf: digest)
+        } else {
+            bytes.append(UInt8(ascii: "="))
+            bytes.append(contentsOf: self.bytes)
+        }
+    }
+
     /// The physical key of the value after `head` (see ``head(token:)``).
     func dataKey(head: [UInt8]) -> MemcachedKey {
         var key: [UInt8] = []
