@@ -235,18 +235,27 @@ public final class RedisBackend: CacheBackend {
     /// need it. Set ``RedisConfiguration/batchGetReadsTTL`` to pipeline one `PTTL` per key in
     /// the same round trip and get the remaining TTLs.
     public func get(_ keys: [String]) async throws -> [CacheEntry?] {
+        try await get(keys, prefix: "")
+    }
+
+    /// The entries for `prefix + key` of each of `keys`, in order, with one `MGET`: the batch
+    /// get of a ``CacheFront``, which passes its scope as `prefix` so the storage keys are
+    /// written straight into the request instead of being built as strings first.
+    public func get(_ keys: [String], prefix: String) async throws -> [CacheEntry?] {
         if keys.isEmpty { return [] }
-        for key in keys { try Self.validate(key) }
-        var commands = RedisCommands("MGET", keys: keys)
+        if prefix.isEmpty {
+            for key in keys { try Self.validate(key) }
+        }
+        var commands = RedisCommands("MGET", prefix: prefix, keys: keys)
         guard configuration.batchGetReadsTTL else {
-            // Decoded into entries by the connection's thread, straight from hiredis's reply.
+            // Decoded into entries on this (the caller's) thread, straight from the reply bytes.
             let reply = try await send(commands, decoding: .entries)
             guard case .entries(let entries) = reply, entries.count == keys.count else {
                 throw Self.failure(reply, "MGET") ?? Self.unexpected(reply, "MGET")
             }
             return entries
         }
-        for key in keys { commands.command("PTTL", arguments: 1) { $0.argument(key) } }
+        for key in keys { commands.command("PTTL", arguments: 1) { $0.argument(prefix + key) } }
         let reply = try await send(commands)
         guard case .array(let replies) = reply, replies.count == keys.count + 1 else { throw Self.unexpected(reply, "MGET") }
         guard case .array(let values) = replies[0], values.count == keys.count else {
@@ -255,7 +264,7 @@ public final class RedisBackend: CacheBackend {
         var entries: [CacheEntry?] = []
         entries.reserveCapacity(keys.count)
         for index in keys.indices {
-            entries.append(try Self.entry(value: values[index], pttl: replies[index + 1], command: "MGET", key: keys[index]))
+            entries.append(try Self.entry(value: values[index], pttl: replies[index + 1], command: "MGET", key: prefix + keys[index]))
         }
         return entries
     }

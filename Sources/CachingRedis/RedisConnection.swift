@@ -402,7 +402,7 @@ final class RedisConnection: @unchecked Sendable {
         inflight.removeFirst()
         pthread_mutex_unlock(mutex)
         pending.subtract(1, ordering: .relaxed)
-        request.finish(.success([UInt8](bytes)))
+        request.finish(.success(copyBytes(bytes)))
         return .delivered
     }
 

@@ -42,10 +42,25 @@ struct RedisReplyScanner {
         let count = bytes.count
         while true {
             guard cursor < count else { return false }
+            let type = base.load(fromByteOffset: cursor, as: UInt8.self)
+            if type == UInt8(ascii: "$"), let (length, end) = Self.bulkHeader(base, from: cursor + 1, count: count) {
+                // The common case (a value of an `MGET` reply) in one pass over the header.
+                let start = end + 2
+                let (valueEnd, overflow) = start.addingReportingOverflow(length)
+                if overflow { throw RedisProtocolError("a bulk string has an invalid length") }
+                guard valueEnd + 2 <= count else { return false }
+                guard base.load(fromByteOffset: valueEnd, as: UInt8.self) == 13,
+                    base.load(fromByteOffset: valueEnd + 1, as: UInt8.self) == 10
+                else {
+                    throw RedisProtocolError("a bulk string is not followed by CRLF")
+                }
+                cursor = valueEnd + 2
+                if closeElement() { return true }
+                continue
+            }
             guard let lineEnd = RedisReplyParser.lineEnd(base, from: cursor + 1, count: count) else {
                 return false
             }
-            let type = base.load(fromByteOffset: cursor, as: UInt8.self)
             switch type {
             case UInt8(ascii: "+"), UInt8(ascii: "-"):
                 cursor = lineEnd + 2
@@ -85,16 +100,56 @@ struct RedisReplyScanner {
             default:
                 throw RedisProtocolError("unknown reply type byte \(type)")
             }
-            // One element is complete: count it in the arrays it closes.
-            while let last = open.last {
-                if last > 1 {
-                    open[open.count - 1] = last - 1
-                    break
-                }
-                open.removeLast()
-            }
-            if open.isEmpty { return true }
+            if closeElement() { return true }
         }
+    }
+
+    /// Counts one complete element in the arrays it closes; true when a top-level reply is complete.
+    @inline(__always)
+    private mutating func closeElement() -> Bool {
+        while let last = open.last {
+            if last > 1 {
+                open[open.count - 1] = last - 1
+                return false
+            }
+            open.removeLast()
+        }
+        return true
+    }
+
+    /// The length and the offset of the CR of a bulk string header `$<digits>\r\n` whose digits
+    /// start at `from`, when it is complete and plain (1 to 18 digits); `nil` otherwise (`$-1`,
+    /// incomplete or broken headers take the general path, which decides).
+    @inline(__always)
+    static func bulkHeader(_ base: UnsafeRawPointer, from: Int, count: Int) -> (length: Int, lineEnd: Int)? {
+        var offset = from
+        var length = 0
+        let limit = min(count, from + 18)
+        while offset < limit {
+            let digit = base.load(fromByteOffset: offset, as: UInt8.self) &- UInt8(ascii: "0")
+            if digit > 9 { break }
+            length = length &* 10 &+ Int(digit)
+            offset += 1
+        }
+        guard offset > from, offset + 1 < count,
+            base.load(fromByteOffset: offset, as: UInt8.self) == 13,
+            base.load(fromByteOffset: offset + 1, as: UInt8.self) == 10
+        else { return nil }
+        return (length, offset)
+    }
+}
+
+/// A new array holding `bytes`: one allocation and one `memcpy` (the generic
+/// `Array(_: some Sequence)` initializer costs more per call, and values are copied 100 at a
+/// time in a batch get).
+@inline(__always)
+func copyBytes(_ bytes: UnsafeRawBufferPointer) -> [UInt8] {
+    let count = bytes.count
+    guard count > 0, let source = bytes.baseAddress else { return [] }
+    return [UInt8](unsafeUninitializedCapacity: count) { buffer, initialized in
+        guard let target = buffer.baseAddress else { return }
+        UnsafeMutableRawPointer(target).copyMemory(from: source, byteCount: count)
+        initialized = count
     }
 }
 
@@ -173,6 +228,16 @@ struct RedisReplyParser {
         var entries: [CacheEntry?] = []
         entries.reserveCapacity(min(Int(elements), (count - position) / 3))
         for _ in 0..<elements {
+            if position < count, base.load(fromByteOffset: position, as: UInt8.self) == UInt8(ascii: "$"),
+                let (length, lineEnd) = RedisReplyScanner.bulkHeader(base, from: position + 1, count: count)
+            {
+                // The common case, in one pass over the header.
+                let start = lineEnd + 2
+                guard length <= count - start - 2 else { throw RedisProtocolError("a bulk string ends early") }
+                position = start + length + 2
+                entries.append(CacheEntry(value: copyBytes(UnsafeRawBufferPointer(start: base + start, count: length)), ttl: nil))
+                continue
+            }
             let (elementType, elementEnd) = try header()
             guard elementType == UInt8(ascii: "$") else {
                 position = start
@@ -207,8 +272,7 @@ struct RedisReplyParser {
         let start = lineEnd + 2
         guard Int(length) <= count - start - 2 else { throw RedisProtocolError("a bulk string ends early") }
         position = start + Int(length) + 2
-        if length == 0 { return [] }
-        return [UInt8](UnsafeRawBufferPointer(start: base + start, count: Int(length)))
+        return copyBytes(UnsafeRawBufferPointer(start: base + start, count: Int(length)))
     }
 
     private func text(from start: Int, to end: Int) -> String {

@@ -113,9 +113,18 @@ struct RedisCommands: Sendable {
     /// One command whose arguments are `keys` (`MGET k1 k2 …`, `UNLINK …`), encoded into one
     /// allocation of exactly the right size: the batch hot path.
     init(_ name: StaticString, keys: some Collection<String>) {
+        self.init(name, prefix: "", keys: keys)
+    }
+
+    /// One command whose arguments are `prefix + key` for each of `keys`, written straight into
+    /// the request (no key strings are built): a front's batch get.
+    init(_ name: StaticString, prefix: String, keys: some Collection<String>) {
         let nameCount = name.utf8CodeUnitCount
+        var prefix = prefix
+        prefix.makeContiguousUTF8()
+        let prefixCount = prefix.utf8.count
         var size = 1 + Self.decimalCount(keys.count + 1) + 2 + Self.argumentSize(nameCount)
-        for key in keys { size += Self.argumentSize(key.utf8.count) }
+        for key in keys { size += Self.argumentSize(prefixCount + key.utf8.count) }
         var overflowed = false
         bytes = [UInt8](unsafeUninitializedCapacity: size) { buffer, initialized in
             var writer = RedisWriter(buffer)
@@ -123,10 +132,15 @@ struct RedisCommands: Sendable {
             writer.decimal(keys.count + 1)
             writer.crlf()
             writer.argument(UnsafeRawBufferPointer(start: name.utf8Start, count: nameCount))
-            for key in keys {
-                // Native strings are contiguous UTF-8: no copy, no mutation (hence no retain).
-                let written: Void? = key.utf8.withContiguousStorageIfAvailable { writer.argument(UnsafeRawBufferPointer($0)) }
-                if written == nil { Array(key.utf8).withUnsafeBytes { writer.argument($0) } }
+            prefix.utf8.withContiguousStorageIfAvailable { prefixBytes in
+                let prefixBytes = UnsafeRawBufferPointer(prefixBytes)
+                for key in keys {
+                    // Native strings are contiguous UTF-8: no copy, no mutation (hence no retain).
+                    let written: Void? = key.utf8.withContiguousStorageIfAvailable {
+                        writer.argument(prefixBytes, UnsafeRawBufferPointer($0))
+                    }
+                    if written == nil { Array(key.utf8).withUnsafeBytes { writer.argument(prefixBytes, $0) } }
+                }
             }
             overflowed = writer.overflowed
             initialized = writer.offset
@@ -265,10 +279,42 @@ private struct RedisWriter {
     }
 
     mutating func argument(_ value: UnsafeRawBufferPointer) {
-        byte(UInt8(ascii: "$"))
-        decimal(value.count)
-        crlf()
-        bytes(value)
-        crlf()
+        argument(UnsafeRawBufferPointer(start: nil, count: 0), value)
+    }
+
+    /// One argument made of `head` followed by `tail` (`$<length>\r\n<head><tail>\r\n`), with
+    /// one bounds check: the per-key step of a batch request.
+    mutating func argument(_ head: UnsafeRawBufferPointer, _ tail: UnsafeRawBufferPointer) {
+        let length = head.count + tail.count
+        let digits = RedisCommands.decimalCount(length)
+        let needed = 1 + digits + 2 + length + 2
+        guard needed <= buffer.count - offset, let base = buffer.baseAddress else {
+            overflowed = true
+            return
+        }
+        let start = base + offset
+        start[0] = UInt8(ascii: "$")
+        var rest = length
+        var index = digits
+        while index > 0 {
+            start[index] = UInt8(ascii: "0") &+ UInt8(truncatingIfNeeded: rest % 10)
+            rest /= 10
+            index -= 1
+        }
+        var position = start + 1 + digits
+        position[0] = 13
+        position[1] = 10
+        position += 2
+        if let source = head.baseAddress, head.count > 0 {
+            UnsafeMutableRawPointer(position).copyMemory(from: source, byteCount: head.count)
+            position += head.count
+        }
+        if let source = tail.baseAddress, tail.count > 0 {
+            UnsafeMutableRawPointer(position).copyMemory(from: source, byteCount: tail.count)
+            position += tail.count
+        }
+        position[0] = 13
+        position[1] = 10
+        offset += needed
     }
 }

@@ -107,6 +107,13 @@ struct RedisBackendTests {
                 #expect(entries[index]?.ttl == nil)  // not read by default
             }
             #expect(try await backend.get([String]()) == [])
+            // The same batch with the prefix passed apart (the keys are written straight into the MGET).
+            let unprefixed = keys.map { String($0.dropFirst(prefix.count)) }
+            let viaPrefix = try await backend.get(unprefixed, prefix: prefix)
+            #expect(viaPrefix.map { $0?.value } == entries.map { $0?.value })
+            #expect(try await backend.get([String](), prefix: prefix) == [])
+            #expect(try await backend.get([""], prefix: prefix) == [nil])
+            await #expect(throws: CacheError.self) { try await backend.get([""], prefix: "") }
             #expect(try await backend.delete(keys) == 100)
             #expect(try await backend.delete(keys) == 0)
             #expect(try await backend.delete([String]()) == 0)
@@ -127,6 +134,10 @@ struct RedisBackendTests {
         #expect(entries[0]?.ttl.map { $0 > .seconds(50) && $0 <= .seconds(60) } == true)
         #expect(entries[3]?.ttl.map { $0 > .seconds(50) && $0 <= .seconds(60) } == true)
         #expect(entries[2]?.ttl == nil)
+        let viaPrefix = try await backend.get(["a", "missing", "forever", "b"], prefix: prefix)
+        #expect(viaPrefix.map { $0?.value } == [[1], nil, [3], [2]])
+        #expect(viaPrefix[0]?.ttl.map { $0 > .seconds(50) && $0 <= .seconds(60) } == true)
+        #expect(viaPrefix[2]?.ttl == nil)
         try await backend.clear(prefix: prefix)
         try await backend.close()
     }

@@ -31,6 +31,23 @@ import Testing
         #expect(commands.bytes == Array(expected.utf8))
     }
 
+    @Test func encodesKeyBatchesWithAndWithoutAPrefix() {
+        let long = String(repeating: "k", count: 1000)
+        let plain = RedisCommands("MGET", keys: ["a", "ключ", long])
+        #expect(!plain.isMalformed)
+        #expect(plain.count == 1)
+        #expect(plain.bytes == Array("*4\r\n$4\r\nMGET\r\n$1\r\na\r\n$8\r\nключ\r\n$1000\r\n\(long)\r\n".utf8))
+        let prefixed = RedisCommands("MGET", prefix: "app:ns:", keys: ["a", "ключ", long])
+        #expect(!prefixed.isMalformed)
+        let expected = "*4\r\n$4\r\nMGET\r\n$8\r\napp:ns:a\r\n$15\r\napp:ns:ключ\r\n$1007\r\napp:ns:\(long)\r\n"
+        #expect(prefixed.bytes == Array(expected.utf8))
+        // The same bytes as building each storage key first.
+        #expect(prefixed.bytes == RedisCommands("MGET", keys: ["a", "ключ", long].map { "app:ns:" + $0 }).bytes)
+        // Bridged or otherwise non-contiguous strings are encoded the same way.
+        let substringKeys = ["xa", "xb"].map { String($0.dropFirst()) }
+        #expect(RedisCommands("MGET", prefix: "p", keys: substringKeys).bytes == Array("*3\r\n$4\r\nMGET\r\n$2\r\npa\r\n$2\r\npb\r\n".utf8))
+    }
+
     @Test func flagsAWrongArgumentCount() {
         let tooFew = RedisCommands("GET", arguments: 2) { $0.argument("k") }
         #expect(tooFew.isMalformed)
@@ -104,6 +121,29 @@ import Testing
         // An error reply stays an error.
         let error = try RedisConnection.decode(Array("-ERR no\r\n".utf8), count: 1, decoding: .entries)
         #expect(String(describing: error) == String(describing: RedisValue.error("ERR no")))
+    }
+
+    @Test func mgetRepliesWithLongAndOddLengthsBecomeEntries() throws {
+        let big = [UInt8](repeating: 7, count: 12_345)
+        var bytes = Array("*5\r\n$100\r\n".utf8) + [UInt8](repeating: 1, count: 100) + Array("\r\n".utf8)
+        bytes += Array("$12345\r\n".utf8) + big + Array("\r\n".utf8)
+        bytes += Array("$-1\r\n$003\r\nxyz\r\n$1\r\n\r\r\n".utf8)
+        let decoded = try RedisConnection.decode(bytes, count: 1, decoding: .entries)
+        guard case .entries(let entries) = decoded else {
+            Issue.record("expected entries, got \(decoded)")
+            return
+        }
+        #expect(entries.map { $0?.value } == [[UInt8](repeating: 1, count: 100), big, nil, Array("xyz".utf8), [13]])
+        // The scanner frames the same reply whatever the chunking.
+        for chunk in [1, 2, 3, 5, 7, 64, bytes.count] {
+            #expect(try Self.replyEnds(bytes, chunk: chunk) == [bytes.count], "chunks of \(chunk) bytes")
+        }
+        // A bulk header whose digits are not followed by CRLF is refused, not misread.
+        #expect(throws: RedisProtocolError.self) { _ = try Self.replyEnds(Array("$3x\r\nabc\r\n".utf8), chunk: 64) }
+        #expect(throws: RedisProtocolError.self) { _ = try Self.replyEnds(Array("$3\rxabc\r\n".utf8), chunk: 64) }
+        #expect(throws: CacheError.self) {
+            _ = try RedisConnection.decode(Array("*1\r\n$9\r\nabc\r\n".utf8), count: 1, decoding: .entries)
+        }
     }
 
     @Test func severalRepliesBecomeAnArray() throws {
