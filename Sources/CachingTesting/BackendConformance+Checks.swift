@@ -155,6 +155,13 @@ struct Probe: Sendable {
             try expect(ttl <= .seconds(60) + options.ttlResolution, "batch set stored TTL \(ttl) for 60 s")
         }
         try expect(try await backend.get([]).isEmpty, "batch get of no keys returned entries")
+        let prefix = key("")
+        let prefixed = try await backend.get(["k3", "missing", "k7"], prefix: prefix)
+        try expect(
+            prefixed.map { $0?.value } == [bytes("v3"), nil, bytes("v7")],
+            "batch get with a prefix did not answer prefix + key, in order"
+        )
+        try expect(try await backend.get([], prefix: prefix).isEmpty, "batch get of no keys with a prefix returned entries")
         let removed = try await backend.delete(Array(keys[0..<10]) + [key("missing")])
         try expect(removed == 10, "batch delete of 10 stored and 1 missing key returned \(removed)")
         try expect(try await backend.get(keys[5]) == nil, "batch delete left a key")

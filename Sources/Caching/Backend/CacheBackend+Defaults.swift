@@ -14,6 +14,11 @@ extension CacheBackend {
         return result
     }
 
+    public func get(_ keys: [String], prefix: String) async throws -> [CacheEntry?] {
+        if prefix.isEmpty { return try await get(keys) }
+        return try await get(keys.map { prefix + $0 })
+    }
+
     public func set(_ items: [(key: String, value: [UInt8])], ttl: Duration?) async throws {
         try CacheTTL.validate(ttl)
         for item in items { try await set(item.key, to: item.value, ttl: ttl) }

@@ -55,6 +55,19 @@ public protocol CacheBackend: Sendable {
     /// otherwise); the single-key ``get(_:)`` always reports it.
     func get(_ keys: [String]) async throws -> [CacheEntry?]
 
+    /// The entries for `prefix + key` of each of `keys`, in the same order, `nil` for each miss:
+    /// batch `get(_:)` of the prefixed keys.
+    ///
+    /// ``CacheFront`` reads batches through it with its scope as the prefix (`"shop:users:"`),
+    /// so a backend that writes keys onto the wire can write the prefix and each key straight
+    /// into its request instead of building a prefixed string per key (the Redis backend does).
+    /// The default implementation builds the prefixed keys and calls batch `get(_:)`.
+    ///
+    /// ```swift
+    /// let entries = try await backend.get(["42", "43"], prefix: "shop:users:")
+    /// ```
+    func get(_ keys: [String], prefix: String) async throws -> [CacheEntry?]
+
     /// Stores every item with the same `ttl`.
     func set(_ items: [(key: String, value: [UInt8])], ttl: Duration?) async throws
 

@@ -135,12 +135,12 @@ extension CacheFront {
     public func get<T: Decodable & Sendable>(_ keys: [String], as type: T.Type = T.self) async throws -> [T?] {
         // Inlinable so the caller's module specializes it for `T`; the loop decodes without
         // suspending, and only entries that fail to decode (rare) cost an await afterwards.
-        var storageKeys: [String] = []
-        storageKeys.reserveCapacity(keys.count)
-        for key in keys { storageKeys.append(try storageKey(key)) }
+        // The backend adds the scope to each key (`get(_:prefix:)`), which spares building a
+        // storage key string per key on the hot path; only the checks of `storageKey` run here.
+        for key in keys where key.isEmpty { _ = try storageKey(key) }
         guard isEnabled else { return Array(repeating: nil, count: keys.count) }
-        let entries = try await backend.get(storageKeys)
-        guard entries.count == storageKeys.count else { throw batchCountMismatch(entries.count, storageKeys.count) }
+        let entries = try await backend.get(keys, prefix: scope)
+        guard entries.count == keys.count else { throw batchCountMismatch(entries.count, keys.count) }
         var result: [T?] = []
         result.reserveCapacity(keys.count)
         var hits = 0
@@ -163,7 +163,7 @@ extension CacheFront {
         recordHits(hits)
         recordMisses(misses)
         for (index, error) in undecodable {
-            await evictUndecodable(key: storageKeys[index], type: T.self, error: error)
+            await evictUndecodable(key: scope + keys[index], type: T.self, error: error)
         }
         return result
     }
