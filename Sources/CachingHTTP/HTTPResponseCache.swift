@@ -54,6 +54,9 @@ public struct HTTPResponseCache: Sendable {
     let fixedCacheControlPrefix: String
     /// The misses being computed, for ``HTTPCachePolicy/coalescesMisses``.
     let coalescer = MissCoalescer()
+    /// Whether the backend reads without suspending, so that ``lookupSynchronously(_:)`` can
+    /// answer hits (checked once: a backend does not change).
+    let readsSynchronously: Bool
 
     /// Makes an HTTP response cache.
     ///
@@ -82,6 +85,7 @@ public struct HTTPResponseCache: Sendable {
         self.logger = logger
         self.metrics = HTTPCacheMetrics(namespace: policy.namespace, factory: metricsFactory)
         self.clock = clock
+        self.readsSynchronously = storage.readsSynchronously
         var fixed: [HTTPCacheControl.Directive] = []
         if let visibility = policy.visibility { fixed.append(.init(visibility.rawValue)) }
         if let shared = policy.sharedMaxAge { fixed.append(.init("s-maxage", String(Self.wholeSeconds(shared)))) }
@@ -109,47 +113,67 @@ public struct HTTPResponseCache: Sendable {
     ///   - logger: The request's logger, or `nil` for the cache's own.
     /// - Returns: A reply to send at once, or a context for calling the endpoint.
     nonisolated(nonsending) public func lookup(_ request: HTTPRequest, resourceKey: String?, logger: Logger? = nil) async -> HTTPCacheLookup {
-        await lookup(request, resourceKey: resourceKey, logger: logger ?? self.logger, coalescing: policy.coalescesMisses)
+        await lookup(request, resourceKey: resourceKey, logger: logger ?? self.logger, coalescing: policy.coalescesMisses, prefetched: .none)
     }
 
-    nonisolated(nonsending) private func lookup(_ request: HTTPRequest, resourceKey: String?, logger: Logger, coalescing: Bool) async -> HTTPCacheLookup {
-        guard isCachedMethod(request.method) else { return .forward(context(.ignore, request)) }
-        let fields = request.headerFields
-        let directives = fields.contains(.cacheControl) ? HTTPCacheControl(parsing: fields) : HTTPCacheControl()
-        if directives.noStore {
-            return bypass(request, because: "request Cache-Control: no-store", logger: logger)
-        }
-        if !policy.cachesRequestsWithAuthorization, fields.contains(.authorization) {
-            return bypass(request, because: "request has Authorization", logger: logger)
-        }
-        if !policy.cachesRequestsWithCookies, fields.contains(.cookie) {
-            return bypass(request, because: "request has Cookie", logger: logger)
-        }
-        guard let resourceKey else {
-            return bypass(request, because: "the key builder returned nil", logger: logger)
-        }
-        let key = Self.methodClass(request.method) + " " + resourceKey
-        let isHead = request.method == .head
-        let missMode: HTTPCacheContext.Mode = isHead ? .uncached : .store
-        let pragmaNoCache = !fields.contains(.cacheControl) && (fields[.pragma]?.lowercased().contains("no-cache") ?? false)
-        if directives.noCache || directives.maxAge == 0 || pragmaNoCache {
+    /// Finishes a lookup that ``lookupSynchronously(_:)`` could not: the same decision
+    /// ``lookup(_:logger:)`` makes, continuing from what the synchronous lookup already read,
+    /// so the backend is not read twice.
+    /// - Parameters:
+    ///   - pending: What ``lookupSynchronously(_:)`` or ``lookupSynchronously(_:resourceKey:)``
+    ///     of this cache returned.
+    ///   - logger: The request's logger, or `nil` for the cache's own.
+    /// - Returns: A reply to send at once, or a context for calling the endpoint.
+    nonisolated(nonsending) public func lookup(continuing pending: HTTPCachePendingLookup, logger: Logger? = nil) async -> HTTPCacheLookup {
+        await lookup(
+            pending.request,
+            resourceKey: pending.resourceKey,
+            logger: logger ?? self.logger,
+            coalescing: policy.coalescesMisses,
+            prefetched: pending.prefetched
+        )
+    }
+
+    nonisolated(nonsending) private func lookup(
+        _ request: HTTPRequest,
+        resourceKey: String?,
+        logger: Logger,
+        coalescing: Bool,
+        prefetched: HTTPCachePendingLookup.Prefetch
+    ) async -> HTTPCacheLookup {
+        let plan: ReadPlan
+        switch admission(of: request, resourceKey: resourceKey) {
+        case .ignore:
+            return .forward(context(.ignore, request))
+        case .bypass(let reason):
+            return bypass(request, because: reason, logger: logger)
+        case .revalidate(let key, let missMode):
             logger.debug("HTTP cache: revalidating on request", metadata: ["http.cache.reason": "request no-cache/max-age=0"])
             metrics.misses.increment()
             return .forward(context(missMode, request, key: key))
+        case .read(let readPlan):
+            plan = readPlan
         }
+        let key = plan.key
+        let directives = plan.directives
+        let missMode = plan.missMode
 
         let found: StoredResponse?
-        do {
-            found = try await read(key, request: request, logger: logger)
-        } catch {
-            metrics.lookupErrors.increment()
-            metrics.misses.increment()
-            logger.warning(
-                "HTTP cache backend failed on lookup; serving uncached",
-                metadata: ["http.cache.operation": "lookup", "error": "\(error)", "backend": "\(storage.backend.name)"]
-            )
-            if directives.onlyIfCached { return .respond(gatewayTimeout()) }
-            return .forward(context(.uncached, request))
+        if case .read(let stored) = prefetched {
+            found = stored
+        } else {
+            do {
+                found = try await read(key, request: request, logger: logger)
+            } catch {
+                metrics.lookupErrors.increment()
+                metrics.misses.increment()
+                logger.warning(
+                    "HTTP cache backend failed on lookup; serving uncached",
+                    metadata: ["http.cache.operation": "lookup", "error": "\(error)", "backend": "\(storage.backend.name)"]
+                )
+                if directives.onlyIfCached { return .respond(gatewayTimeout()) }
+                return .forward(context(.uncached, request))
+            }
         }
 
         let now = clock.now()
@@ -172,14 +196,17 @@ public struct HTTPResponseCache: Sendable {
                 metrics.coalesced.increment()
                 logger.debug("HTTP cache: waiting for a concurrent miss", metadata: ["http.cache.reason": "coalesced"])
                 _ = await coalescer.wait(for: key, timeout: policy.coalescingTimeout)
-                return await lookup(request, resourceKey: resourceKey, logger: logger, coalescing: false)
+                return await lookup(request, resourceKey: resourceKey, logger: logger, coalescing: false, prefetched: .none)
             }
         }
-        guard let stored = found, Self.satisfies(directives, stored: stored, now: now) else { return await miss() }
-        var status = HTTPCacheStatus.hit
-        if stored.remainingMilliseconds(now: now) <= 0 {
-            // Stale. Within the policy's stale-while-revalidate window, one request revalidates
-            // (calls the endpoint and stores afresh) while the others get the stale response.
+        switch Self.usability(of: found, for: directives, now: now) {
+        case .unusable:
+            return await miss()
+        case .fresh(let stored):
+            return .respond(answer(stored, to: request, status: .hit, now: now))
+        case .stale(let stored):
+            // Within the policy's stale-while-revalidate window, one request revalidates (calls
+            // the endpoint and stores afresh) while the others get the stale response.
             guard !directives.onlyIfCached, isServableStale(stored, now: now) else { return await miss() }
             if missMode == .store {
                 if case .leader(let flight) = coalescer.join(key) {
@@ -190,9 +217,16 @@ public struct HTTPResponseCache: Sendable {
             } else if !coalescer.isInFlight(key) {
                 return await miss()
             }
-            status = .stale
+            return .respond(answer(stored, to: request, status: .stale, now: now))
         }
+    }
 
+    /// The reply for a stored response the lookup serves (fresh, or stale within
+    /// stale-while-revalidate), counted: `304 Not Modified` when the request's `If-None-Match`
+    /// (or, without it, `If-Modified-Since`) matches a 2xx response, else the stored response,
+    /// without its body for HEAD.
+    func answer(_ stored: StoredResponse, to request: HTTPRequest, status: HTTPCacheStatus, now: Int64) -> HTTPCacheReply {
+        let fields = request.headerFields
         let ifNoneMatch = fields.contains(.ifNoneMatch) ? IfNoneMatch(fields: fields) : nil
         let remaining = stored.remainingMilliseconds(now: now)
         var head = HTTPResponse(status: .init(code: stored.status, reasonPhrase: stored.reasonPhrase))
@@ -212,14 +246,14 @@ public struct HTTPResponseCache: Sendable {
             decorate(&head.headerFields, etag: stored.etag, remainingMilliseconds: remaining, extra: stored.extraCacheControl, status: status)
             // The length of the representation (RFC 9110 §8.6), so frameworks do not add `0`.
             head.headerFields.append(HTTPField(name: .contentLength, value: String(stored.body.count)))
-            return .respond(HTTPCacheReply(response: head, body: [], cacheStatus: status))
+            return HTTPCacheReply(response: head, body: [], cacheStatus: status)
         }
         if status == .stale { metrics.stale.increment() } else { metrics.hits.increment() }
         head.headerFields = stored.fields
         decorate(&head.headerFields, etag: stored.etag, remainingMilliseconds: remaining, extra: stored.extraCacheControl, status: status)
         // Stored headers never hold Content-Length, so appending is enough (and cheaper).
         head.headerFields.append(HTTPField(name: .contentLength, value: String(stored.body.count)))
-        return .respond(HTTPCacheReply(response: head, body: isHead ? [] : stored.body, cacheStatus: status))
+        return HTTPCacheReply(response: head, body: request.method == .head ? [] : stored.body, cacheStatus: status)
     }
 
     // MARK: - After the endpoint
@@ -431,6 +465,66 @@ extension HTTPResponseCache {
         let managed: Set<String> = ["max-age", "s-maxage", "public", "private", "stale-while-revalidate", "no-cache", "no-store"]
         let extra = directives.directives.filter { !managed.contains($0.name) }
         return .store(ttl: ttl, varyNames: Array(Set(varyNames)).sorted(), extraDirectives: extra)
+    }
+
+    /// What a request asks of the cache before anything is read: the part of a lookup that
+    /// needs no backend, shared by ``lookup(_:resourceKey:logger:)`` and
+    /// ``lookupSynchronously(_:resourceKey:)``. It has no side effects: the asynchronous lookup
+    /// logs and counts what it decides.
+    enum Admission {
+        /// The policy does not cover the method: leave the request alone.
+        case ignore
+        /// Not cached because of the request (`no-store`, credentials, no key).
+        case bypass(reason: String)
+        /// The request asks to revalidate (`no-cache`, `max-age=0`, `Pragma: no-cache`):
+        /// compute without reading, then store (or not, for HEAD).
+        case revalidate(key: String, missMode: HTTPCacheContext.Mode)
+        /// Read the stored response.
+        case read(ReadPlan)
+    }
+
+    /// What a lookup that reads needs to know about the request.
+    struct ReadPlan {
+        /// The key of the resource: method class and resource key.
+        let key: String
+        /// The request's `Cache-Control`.
+        let directives: HTTPCacheControl
+        /// How a miss is forwarded: stored for GET, uncached for HEAD.
+        let missMode: HTTPCacheContext.Mode
+    }
+
+    func admission(of request: HTTPRequest, resourceKey: String?) -> Admission {
+        guard isCachedMethod(request.method) else { return .ignore }
+        let fields = request.headerFields
+        let directives = fields.contains(.cacheControl) ? HTTPCacheControl(parsing: fields) : HTTPCacheControl()
+        if directives.noStore { return .bypass(reason: "request Cache-Control: no-store") }
+        if !policy.cachesRequestsWithAuthorization, fields.contains(.authorization) {
+            return .bypass(reason: "request has Authorization")
+        }
+        if !policy.cachesRequestsWithCookies, fields.contains(.cookie) { return .bypass(reason: "request has Cookie") }
+        guard let resourceKey else { return .bypass(reason: "the key builder returned nil") }
+        let key = Self.methodClass(request.method) + " " + resourceKey
+        let missMode: HTTPCacheContext.Mode = request.method == .head ? .uncached : .store
+        let pragmaNoCache = !fields.contains(.cacheControl) && (fields[.pragma]?.lowercased().contains("no-cache") ?? false)
+        if directives.noCache || directives.maxAge == 0 || pragmaNoCache {
+            return .revalidate(key: key, missMode: missMode)
+        }
+        return .read(ReadPlan(key: key, directives: directives, missMode: missMode))
+    }
+
+    /// How a stored response may serve a request.
+    enum Usability {
+        /// Fresh, and within the request's own `max-age`/`min-fresh`: a hit.
+        case fresh(StoredResponse)
+        /// Past its freshness (maybe servable within stale-while-revalidate).
+        case stale(StoredResponse)
+        /// Nothing stored, or refused by the request's `max-age`/`min-fresh`: a miss.
+        case unusable
+    }
+
+    static func usability(of found: StoredResponse?, for directives: HTTPCacheControl, now: Int64) -> Usability {
+        guard let stored = found, satisfies(directives, stored: stored, now: now) else { return .unusable }
+        return stored.remainingMilliseconds(now: now) > 0 ? .fresh(stored) : .stale(stored)
     }
 
     /// Reads the stored response for `key`, following a Vary record to the request's variant.

@@ -68,22 +68,34 @@ public struct HTTPCacheMiddleware: AsyncMiddleware {
     ///
     /// Vapor runs an `AsyncMiddleware` in a new task on the cooperative thread pool and hops
     /// back to the event loop with its response: two thread switches per request, which cost a
-    /// hit more than the cache lookup itself. This middleware instead starts its task on the
-    /// request's event loop with `Task.immediate`: a hit from a backend that answers without
-    /// suspending (the in-memory one) completes before this method returns, with no thread
-    /// switch at all. An await that does suspend (a network backend, the endpoint on a miss)
-    /// resumes on the cooperative pool, as in an `AsyncMiddleware`. (Pinning the task to the
-    /// event loop with a task executor preference would save that hop too, but makes every
-    /// `await` of every request look the preference up under a lock; on a hit that costs
-    /// more than it saves.)
+    /// hit more than the cache lookup itself. This middleware avoids both, and the task too
+    /// when it can:
+    /// - A fresh hit from a backend that reads without suspending (`InMemoryBackend`) is
+    ///   answered on the request's event loop with
+    ///   ``HTTPResponseCache/lookupSynchronously(_:resourceKey:)``, returning an already
+    ///   succeeded future: no task at all.
+    /// - Everything else (misses, stale responses, coalescing, bypasses, network backends)
+    ///   goes on in a task started on the event loop with `Task.immediate`, which runs until it
+    ///   first suspends before this method returns, and finishes the lookup from what the
+    ///   synchronous one read. An await that does suspend (a network backend, the endpoint on a
+    ///   miss) resumes on the cooperative pool, as in an `AsyncMiddleware`. (Pinning the task to
+    ///   the event loop with a task executor preference would save that hop too, but makes
+    ///   every `await` of every request look the preference up under a lock.)
     public func respond(to request: Request, chainingTo next: any Responder) -> EventLoopFuture<Response> {
         guard let method = HTTPRequest.Method(request.method.rawValue), cache.policy.methods.contains(method) else {
             return next.respond(to: request)
         }
+        let pending: HTTPCachePendingLookup
+        switch lookupSynchronously(request, method: method) {
+        case .respond(let reply):
+            return request.eventLoop.makeSucceededFuture(Response(reply))
+        case .pending(let lookup):
+            pending = lookup
+        }
         let promise = request.eventLoop.makePromise(of: Response.self)
         let operation: @Sendable () async -> Void = {
             do {
-                let response = try await self.respond(to: request, method: method) { request in
+                let response = try await self.respond(to: request, continuing: pending) { request in
                     try await next.respond(to: request).get()
                 }
                 promise.succeed(response)
@@ -105,22 +117,30 @@ public struct HTTPCacheMiddleware: AsyncMiddleware {
         guard let method = HTTPRequest.Method(request.method.rawValue), cache.policy.methods.contains(method) else {
             return try await next.respond(to: request)
         }
-        return try await respond(to: request, method: method) { request in try await next.respond(to: request) }
+        switch lookupSynchronously(request, method: method) {
+        case .respond(let reply):
+            return Response(reply)
+        case .pending(let pending):
+            return try await respond(to: request, continuing: pending) { request in try await next.respond(to: request) }
+        }
+    }
+
+    /// The synchronous part of the lookup: a reply for a fresh hit from a backend that reads
+    /// without suspending, else what the asynchronous part needs (the request head and key).
+    private func lookupSynchronously(_ request: Request, method: HTTPRequest.Method) -> HTTPCacheSynchronousLookup {
+        let head = HTTPRequest(method: method, scheme: nil, authority: nil, path: RequestTarget.path(of: request.url), headerFields: HTTPFields(request.headers))
+        if let key {
+            return cache.lookupSynchronously(head, resourceKey: key(request))
+        }
+        return cache.lookupSynchronously(head)
     }
 
     nonisolated(nonsending) private func respond(
         to request: Request,
-        method: HTTPRequest.Method,
+        continuing pending: HTTPCachePendingLookup,
         next: @Sendable (Request) async throws -> Response
     ) async throws -> Response {
-        let head = HTTPRequest(method: method, scheme: nil, authority: nil, path: RequestTarget.path(of: request.url), headerFields: HTTPFields(request.headers))
-        let lookup: HTTPCacheLookup
-        if let key {
-            lookup = await cache.lookup(head, resourceKey: key(request), logger: request.logger)
-        } else {
-            lookup = await cache.lookup(head, logger: request.logger)
-        }
-        switch lookup {
+        switch await cache.lookup(continuing: pending, logger: request.logger) {
         case .respond(let reply):
             return Response(reply)
         case .forward(let context):
