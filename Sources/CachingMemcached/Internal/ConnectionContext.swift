@@ -302,6 +302,22 @@ final class ConnectionContext {
         }
     }
 
+    /// Remembers the generation counters read at the start of `items` (one per key of
+    /// `generationKeys`) and returns their token, or `nil` when one of them is missing.
+    private func learnGenerations(_ generationKeys: [MemcachedKey], from items: [MemcachedItem?]) -> UInt64? {
+        var fresh: [UInt64] = []
+        fresh.reserveCapacity(generationKeys.count)
+        var learned: [(key: MemcachedKey, value: UInt64?)] = []
+        learned.reserveCapacity(generationKeys.count)
+        for (index, key) in generationKeys.enumerated() {
+            let value = items[index].flatMap { MemcachedKeySpace.parseCounter($0.value) }
+            learned.append((key, value))
+            if let value { fresh.append(value) }
+        }
+        state.remember(learned)
+        return fresh.count == generationKeys.count ? MemcachedKeySpace.token(fresh) : nil
+    }
+
     /// The live entries of a batch whose keys all have the same namespace levels (the usual
     /// batch) and whose generations this process remembers: ``resolve(_:createGenerations:deduplicate:via:for:)``
     /// without its grouping and indexing, and without a key object per key (the physical keys
@@ -338,20 +354,12 @@ final class ConnectionContext {
             }
         }
         if !generationKeys.isEmpty {
-            var fresh: [UInt64] = []
-            fresh.reserveCapacity(generationKeys.count)
-            var learned: [(key: MemcachedKey, value: UInt64?)] = []
-            learned.reserveCapacity(generationKeys.count)
-            for (index, key) in generationKeys.enumerated() {
-                let value = items[index].flatMap { MemcachedKeySpace.parseCounter($0.value) }
-                learned.append((key, value))
-                if let value { fresh.append(value) }
-            }
-            state.remember(learned)
             // A missing generation: no value can exist under it.
-            guard fresh.count == generationKeys.count else { return [CacheEntry?](repeating: nil, count: plans.count) }
+            guard let freshToken = learnGenerations(generationKeys, from: items) else {
+                return [CacheEntry?](repeating: nil, count: plans.count)
+            }
             // Moved since this process last saw them: read again under the new ones.
-            guard MemcachedKeySpace.token(fresh) == rememberedToken else { return nil }
+            guard freshToken == rememberedToken else { return nil }
         }
         let now = MemcachedExpiry.now()
         var entries: [CacheEntry?] = []
@@ -398,19 +406,8 @@ final class ConnectionContext {
         if generationKeys.isEmpty {
             item = items[0]
         } else {
-            var fresh: [UInt64] = []
-            fresh.reserveCapacity(generationKeys.count)
-            var learned: [(key: MemcachedKey, value: UInt64?)] = []
-            learned.reserveCapacity(generationKeys.count)
-            for (index, key) in generationKeys.enumerated() {
-                let value = items[index].flatMap { MemcachedKeySpace.parseCounter($0.value) }
-                learned.append((key, value))
-                if let value { fresh.append(value) }
-            }
-            state.remember(learned)
             // A missing generation: no value can exist under it.
-            guard fresh.count == generationKeys.count else { return nil }
-            let freshToken = MemcachedKeySpace.token(fresh)
+            guard let freshToken = learnGenerations(generationKeys, from: items) else { return nil }
             if guess != nil, freshToken == rememberedToken {
                 item = items[generationKeys.count]
             } else {
