@@ -5,7 +5,7 @@
 /// container boxes; for a small struct that costs several times the work of reading the bytes.
 /// A `BinaryCodable` type lists its fields once in ``binaryFields`` and reads and writes them
 /// in that order through a ``BinaryFieldReader`` and a ``BinaryFieldWriter``. ``BinaryCoder``
-/// then skips the containers: decoding a five-field struct takes about a fifth of the time
+/// then skips the containers: decoding a five-field struct takes less than half the time
 /// (`cache-bench micro` measures both).
 ///
 /// The bytes are **exactly** those that the type's `Codable` conformance writes with
