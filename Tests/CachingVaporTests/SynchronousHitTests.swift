@@ -10,8 +10,7 @@ import Testing
 import Vapor
 import VaporTesting
 
-/// An in-memory backend that counts its reads; `synchronous: false` hides its synchronous read,
-/// as a Redis, Memcached or SQLite backend has none.
+/// An in-memory backend that counts its reads, asynchronous and synchronous.
 private struct CountingBackend: SynchronousCacheReading {
     let inner = InMemoryBackend()
     let asyncReads = CallCounter()
@@ -31,7 +30,7 @@ private struct CountingBackend: SynchronousCacheReading {
     func close() async throws { try await inner.close() }
 }
 
-/// The same backend without its synchronous read.
+/// The same backend without its synchronous read, as a Redis, Memcached or SQLite backend has none.
 private struct AsyncOnlyBackend: CacheBackend {
     let inner = CountingBackend()
     var name: String { "async-only" }
