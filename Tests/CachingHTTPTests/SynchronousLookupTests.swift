@@ -6,38 +6,6 @@ import Testing
 
 @testable import CachingHTTP
 
-/// An in-memory backend that counts its reads, asynchronous and synchronous.
-struct ReadCountingBackend: SynchronousCacheReading {
-    let inner = InMemoryBackend()
-    let asyncReads = CallCounter()
-    let synchronousReads = CallCounter()
-    var name: String { "memory" }
-    func get(_ key: String) async throws -> CacheEntry? {
-        asyncReads.increment()
-        return try await inner.get(key)
-    }
-    func getSynchronously(_ key: String) throws(CacheError) -> CacheEntry? {
-        synchronousReads.increment()
-        return try inner.getSynchronously(key)
-    }
-    func set(_ key: String, to value: [UInt8], ttl: Duration?) async throws { try await inner.set(key, to: value, ttl: ttl) }
-    func delete(_ key: String) async throws -> Bool { try await inner.delete(key) }
-    func clear(prefix: String) async throws { try await inner.clear(prefix: prefix) }
-    func close() async throws { try await inner.close() }
-}
-
-/// The same, but reading only asynchronously, as the Redis, Memcached and SQLite backends do.
-struct AsyncOnlyBackend: CacheBackend {
-    let inner = ReadCountingBackend()
-    var asyncReads: CallCounter { inner.asyncReads }
-    var name: String { "async-only" }
-    func get(_ key: String) async throws -> CacheEntry? { try await inner.get(key) }
-    func set(_ key: String, to value: [UInt8], ttl: Duration?) async throws { try await inner.set(key, to: value, ttl: ttl) }
-    func delete(_ key: String) async throws -> Bool { try await inner.delete(key) }
-    func clear(prefix: String) async throws { try await inner.clear(prefix: prefix) }
-    func close() async throws { try await inner.close() }
-}
-
 /// `lookupSynchronously`: fresh hits without suspending; everything else left, untouched, to
 /// `lookup(continuing:)`, which finishes from what was read.
 @Suite struct SynchronousLookupTests {

@@ -3,18 +3,6 @@ import CachingTesting
 import MetricsTestKit
 import Testing
 
-/// A backend that stores in memory but only reads asynchronously: what Redis, Memcached and
-/// SQLite look like to ``CacheFront/getSynchronously(_:as:)``.
-private struct AsyncOnlyBackend: CacheBackend {
-    let inner = InMemoryBackend()
-    var name: String { "async-only" }
-    func get(_ key: String) async throws -> CacheEntry? { try await inner.get(key) }
-    func set(_ key: String, to value: [UInt8], ttl: Duration?) async throws { try await inner.set(key, to: value, ttl: ttl) }
-    func delete(_ key: String) async throws -> Bool { try await inner.delete(key) }
-    func clear(prefix: String) async throws { try await inner.clear(prefix: prefix) }
-    func close() async throws { try await inner.close() }
-}
-
 @Suite("CacheFront: synchronous reads")
 struct CacheFrontSynchronousTests {
     @Test func hitReturnsTheValueAndTheRemainingTTLOfTheAsyncRead() async throws {

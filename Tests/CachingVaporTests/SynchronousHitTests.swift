@@ -10,37 +10,6 @@ import Testing
 import Vapor
 import VaporTesting
 
-/// An in-memory backend that counts its reads, asynchronous and synchronous.
-private struct CountingBackend: SynchronousCacheReading {
-    let inner = InMemoryBackend()
-    let asyncReads = CallCounter()
-    let synchronousReads = CallCounter()
-    var name: String { "memory" }
-    func get(_ key: String) async throws -> CacheEntry? {
-        asyncReads.increment()
-        return try await inner.get(key)
-    }
-    func getSynchronously(_ key: String) throws(CacheError) -> CacheEntry? {
-        synchronousReads.increment()
-        return try inner.getSynchronously(key)
-    }
-    func set(_ key: String, to value: [UInt8], ttl: Duration?) async throws { try await inner.set(key, to: value, ttl: ttl) }
-    func delete(_ key: String) async throws -> Bool { try await inner.delete(key) }
-    func clear(prefix: String) async throws { try await inner.clear(prefix: prefix) }
-    func close() async throws { try await inner.close() }
-}
-
-/// The same backend without its synchronous read, as a Redis, Memcached or SQLite backend has none.
-private struct AsyncOnlyBackend: CacheBackend {
-    let inner = CountingBackend()
-    var name: String { "async-only" }
-    func get(_ key: String) async throws -> CacheEntry? { try await inner.get(key) }
-    func set(_ key: String, to value: [UInt8], ttl: Duration?) async throws { try await inner.set(key, to: value, ttl: ttl) }
-    func delete(_ key: String) async throws -> Bool { try await inner.delete(key) }
-    func clear(prefix: String) async throws { try await inner.clear(prefix: prefix) }
-    func close() async throws { try await inner.close() }
-}
-
 /// Whether each reading of the cache's clock happened inside a task: the hit path reads the
 /// clock once, so it tells a hit answered without a task from one answered in a task.
 final class TaskProbe: Sendable {
@@ -99,7 +68,7 @@ final class TaskProbe: Sendable {
     }
 
     @Test func freshHitIsAnsweredWithoutATask() async throws {
-        let backend = CountingBackend()
+        let backend = ReadCountingBackend()
         let middleware = middleware(backend)
         let endpoint = CountingResponder()
         try await withApp { (app: Application) async throws in
@@ -128,7 +97,7 @@ final class TaskProbe: Sendable {
     }
 
     @Test func staleResponseIsServedFromTheAsyncPath() async throws {
-        let backend = CountingBackend()
+        let backend = ReadCountingBackend()
         let middleware = middleware(backend, policy: HTTPCachePolicy(ttl: .seconds(10), staleWhileRevalidate: .seconds(30)))
         let endpoint = CountingResponder()
         try await withApp { (app: Application) async throws in
@@ -166,7 +135,7 @@ final class TaskProbe: Sendable {
     }
 
     @Test func asyncResponderEntryPointUsesTheSameHitPath() async throws {
-        let backend = CountingBackend()
+        let backend = ReadCountingBackend()
         let middleware = middleware(backend)
         let calls = CallCounter()
         let next = AsyncBasicResponder { _ in Response(status: .ok, body: .init(string: "response \(calls.increment())")) }
