@@ -55,6 +55,10 @@ public final class MemcachedBackend: CacheBackend {
     private let logger: Logger
     /// The last single-key plan, whose namespace levels the next one may share.
     private let lastPlan = Mutex<KeyPlan?>(nil)
+    /// The thread behind ``taskExecutor``, made on first use.
+    private let executorThread = AtomicLazyReference<MemcachedExecutorThread>()
+    /// Serializes the creation of ``executorThread`` with ``close()``.
+    private let executorCreation = Mutex<Void>(())
 
     /// Creates a backend for the configured servers. No connection is opened until the first
     /// operation, so this succeeds while servers are down.
@@ -114,6 +118,7 @@ public final class MemcachedBackend: CacheBackend {
         for serverConnections in connections {
             for connection in serverConnections { connection.shutdown(join: false) }
         }
+        executorThread.load()?.stop(join: false)
     }
 
     /// The servers, in configuration order.
@@ -126,6 +131,30 @@ public final class MemcachedBackend: CacheBackend {
 
     /// Multi-get round trips sent so far, over all servers (for tests and diagnostics).
     var readRoundTrips: Int { states.reduce(0) { $0 + $1.multiGets.load(ordering: .relaxed) } }
+
+    /// The thread behind ``taskExecutor``; made (and started) on first use, or made stopped
+    /// after ``close()``.
+    var executor: MemcachedExecutorThread {
+        if let existing = executorThread.load() { return existing }
+        return executorCreation.withLock { _ in
+            if let existing = executorThread.load() { return existing }
+            let made = MemcachedExecutorThread(
+                states: states, configuration: configuration, name: "memcached-exec",
+                stopped: closed.load(ordering: .acquiring)
+            )
+            return executorThread.storeIfNil(made)
+        }
+    }
+
+    /// Backend calls run inline on the ``taskExecutor`` thread so far (for tests and diagnostics).
+    var inlineCalls: Int { executorThread.load()?.inlineCalls.load(ordering: .relaxed) ?? 0 }
+
+    /// The executor thread when the calling code runs on it (a task that prefers ``taskExecutor``).
+    @inline(__always)
+    private var currentExecutor: MemcachedExecutorThread? {
+        guard let executor = executorThread.load(), executor.isCurrentThread else { return nil }
+        return executor
+    }
 
     // MARK: Plumbing
 
@@ -189,6 +218,24 @@ public final class MemcachedBackend: CacheBackend {
         return best
     }
 
+    /// Reads `plans` (all on `server`): inline on the executor thread when the calling code runs
+    /// there, else on one of the server's pool connections.
+    private func read(_ plans: [KeyPlan], on server: Int) async throws -> [CacheEntry?] {
+        if let executor = currentExecutor {
+            return try executor.run(server: server) { context throws(CacheError) in try context.read(plans) }
+        }
+        return try await connection(server).read(plans)
+    }
+
+    /// Runs `body` with a connection to `server`: inline on the executor thread when the calling
+    /// code runs there, else on the thread of one of the server's pool connections.
+    private func perform<T: Sendable>(
+        on server: Int, _ body: @escaping @Sendable (ConnectionContext) throws(CacheError) -> T
+    ) async throws -> T {
+        if let executor = currentExecutor { return try executor.run(server: server, body) }
+        return try await connection(server).perform(body)
+    }
+
     private func checkSize(_ value: [UInt8], key: String) throws(CacheError) {
         if value.count > configuration.maxValueSize {
             throw CacheError.valueTooLarge(size: value.count, limit: configuration.maxValueSize, key: key)
@@ -214,8 +261,15 @@ public final class MemcachedBackend: CacheBackend {
         _ groups: [(server: Int, positions: [Int])],
         _ body: @escaping @Sendable (Int, [Int]) async throws -> T
     ) async -> [Result<T, any Error>] {
-        if groups.count == 1 {
-            do { return [.success(try await body(groups[0].server, groups[0].positions))] } catch { return [.failure(error)] }
+        if groups.count == 1 || currentExecutor != nil {
+            // One group, or a task on the executor thread, whose calls run inline one after
+            // another anyway (child tasks would inherit its executor preference).
+            var results: [Result<T, any Error>] = []
+            results.reserveCapacity(groups.count)
+            for group in groups {
+                do { results.append(.success(try await body(group.server, group.positions))) } catch { results.append(.failure(error)) }
+            }
+            return results
         }
         return await withTaskGroup(of: (Int, Result<T, any Error>).self) { group in
             for (index, entry) in groups.enumerated() {
@@ -238,7 +292,7 @@ public final class MemcachedBackend: CacheBackend {
     public func get(_ key: String) async throws -> CacheEntry? {
         try checkOpen()
         let plan = try plan(key)
-        return try await connection(plan.server).read([plan]).first ?? nil
+        return try await read([plan], on: plan.server).first ?? nil
     }
 
     /// Reads all `keys` with one multi-get per server, the servers in parallel.
@@ -252,10 +306,10 @@ public final class MemcachedBackend: CacheBackend {
         let groups = Self.byServer(plans)
         if groups.count == 1 {
             // One server (every key of a one-server cluster): its answer is aligned with `keys`.
-            return try await connection(groups[0].server).read(plans)
+            return try await read(plans, on: groups[0].server)
         }
         let results = await eachServer(groups) { [self] server, positions in
-            try await connection(server).read(positions.map { plans[$0] })
+            try await read(positions.map { plans[$0] }, on: server)
         }
         var entries = [CacheEntry?](repeating: nil, count: keys.count)
         var firstError: (any Error)?
@@ -288,7 +342,7 @@ public final class MemcachedBackend: CacheBackend {
         try CacheTTL.validate(ttl)
         try checkSize(value, key: key)
         let plan = try plan(key)
-        try await connection(plan.server).perform { context throws(CacheError) in
+        try await perform(on: plan.server) { context throws(CacheError) in
             try context.write([(plan, value)], ttl: ttl)
         }
     }
@@ -305,7 +359,7 @@ public final class MemcachedBackend: CacheBackend {
         let values = items.map(\.value)
         let results = await eachServer(Self.byServer(plans)) { [self] server, positions in
             let work = positions.map { (plan: plans[$0], value: values[$0]) }
-            try await connection(server).perform { context throws(CacheError) in try context.write(work, ttl: ttl) }
+            try await perform(on: server) { context throws(CacheError) in try context.write(work, ttl: ttl) }
         }
         for case .failure(let error) in results { throw error }
     }
@@ -315,7 +369,7 @@ public final class MemcachedBackend: CacheBackend {
     public func delete(_ key: String) async throws -> Bool {
         try checkOpen()
         let plan = try plan(key)
-        return try await connection(plan.server).perform { context throws(CacheError) in try context.delete([plan]) } > 0
+        return try await perform(on: plan.server) { context throws(CacheError) in try context.delete([plan]) } > 0
     }
 
     /// Removes `keys` (one multi-get and the DELETEs per server, the servers in parallel);
@@ -327,7 +381,7 @@ public final class MemcachedBackend: CacheBackend {
         let plans = try plans(keys)
         let results = await eachServer(Self.byServer(plans)) { [self] server, positions in
             let work = positions.map { plans[$0] }
-            return try await connection(server).perform { context throws(CacheError) in try context.delete(work) }
+            return try await perform(on: server) { context throws(CacheError) in try context.delete(work) }
         }
         var count = 0
         for result in results { count += try result.get() }
@@ -341,7 +395,7 @@ public final class MemcachedBackend: CacheBackend {
         try CacheTTL.validate(ttl)
         try checkSize(value, key: key)
         let plan = try plan(key)
-        return try await connection(plan.server).perform { context throws(CacheError) in try context.add(plan, value: value, ttl: ttl) }
+        return try await perform(on: plan.server) { context throws(CacheError) in try context.add(plan, value: value, ttl: ttl) }
     }
 
     /// Adds `delta` to the counter at `key` with memcached's INCR (DECR for a negative delta).
@@ -356,7 +410,7 @@ public final class MemcachedBackend: CacheBackend {
         try checkOpen()
         try CacheTTL.validate(ttl)
         let plan = try plan(key)
-        return try await connection(plan.server).perform { context throws(CacheError) in try context.increment(plan, by: delta, ttl: ttl) }
+        return try await perform(on: plan.server) { context throws(CacheError) in try context.increment(plan, by: delta, ttl: ttl) }
     }
 
     /// Gives `key` a new TTL.
@@ -369,7 +423,7 @@ public final class MemcachedBackend: CacheBackend {
         try checkOpen()
         try CacheTTL.validate(ttl)
         let plan = try plan(key)
-        return try await connection(plan.server).perform { context throws(CacheError) in try context.touch(plan, ttl: ttl) }
+        return try await perform(on: plan.server) { context throws(CacheError) in try context.touch(plan, ttl: ttl) }
     }
 
     /// Removes every key that starts with `prefix`, in O(1): the prefix's generation counter is
@@ -398,7 +452,7 @@ public final class MemcachedBackend: CacheBackend {
         let generationKey = MemcachedKeySpace.generationKey(bytes[...])
         let groups = states.indices.map { (server: $0, positions: [Int]()) }
         let results = await eachServer(groups) { [self] server, _ in
-            try await connection(server).perform { context throws(CacheError) in try context.bumpGeneration(generationKey, prefix: prefix) }
+            try await perform(on: server) { context throws(CacheError) in try context.bumpGeneration(generationKey, prefix: prefix) }
         }
         var failed: [String] = []
         var firstError: (any Error)?
@@ -422,11 +476,14 @@ public final class MemcachedBackend: CacheBackend {
     public func close() async throws {
         if closed.exchange(true, ordering: .acquiringAndReleasing) { return }
         let all = connections.flatMap { $0 }
+        // Any executor made from now on is made stopped (the flag is read under the same lock).
+        let executor = executorCreation.withLock { _ in executorThread.load() }
         // Joining the threads waits for their queued work: do it off the cooperative pool.
         let worker = BlockingWorker(name: "memcached-close")
         defer { worker.shutdown() }
         try await worker.run {
             for connection in all { connection.shutdown() }
+            executor?.stop(join: true)
         }
     }
 }

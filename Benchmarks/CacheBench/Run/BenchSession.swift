@@ -22,16 +22,17 @@ struct BenchSession {
 
         // Which backends, and where their servers are.
         let explicit = settings.kinds != nil
-        var kinds = settings.kinds ?? BackendKind.allCases.filter { $0 != .sqliteExecutor }  // the opt-in row only on request
+        // The opt-in rows only on request.
+        var kinds = settings.kinds ?? BackendKind.allCases.filter { $0 != .sqliteExecutor && $0 != .memcachedExecutor }
         var redis: RedisAddress?
         var memcached: [HostPort]?
         if kinds.contains(.redis) {
             redis = try await resolveRedis(explicit: explicit, directory: directory)
             if redis == nil { kinds.removeAll { $0 == .redis } }
         }
-        if kinds.contains(.memcached) {
+        if kinds.contains(.memcached) || kinds.contains(.memcachedExecutor) {
             memcached = try await resolveMemcached(explicit: explicit, directory: directory)
-            if memcached == nil { kinds.removeAll { $0 == .memcached } }
+            if memcached == nil { kinds.removeAll { $0 == .memcached || $0 == .memcachedExecutor } }
         }
         let maxKeys = settings.specs.map(\.keyCount).max() ?? 0
         let maxValue = settings.specs.map(\.valueSize.max).max() ?? 0
@@ -49,7 +50,7 @@ struct BenchSession {
                 let target = try await BackendTarget.open(kind, config: config, detail: detail(kind, config: config))
                 targets.append(target)
             } catch {
-                let serverGiven = (kind == .redis && settings.redis != nil) || (kind == .memcached && settings.memcached != nil)
+                let serverGiven = (kind == .redis && settings.redis != nil) || ((kind == .memcached || kind == .memcachedExecutor) && settings.memcached != nil)
                 if explicit || serverGiven { throw BenchError("\(kind.rawValue): \(describe(error))") }
                 notes.append("\(kind.rawValue) skipped: \(describe(error))")
             }
@@ -69,8 +70,11 @@ struct BenchSession {
                     }
                 case .redis:
                     if let redis { references.append(try await ReferenceTarget.redis(redis, timeoutMilliseconds: timeoutMilliseconds)) }
-                case .memcached:
-                    if let memcached { references.append(try await ReferenceTarget.memcached(memcached, timeoutMilliseconds: timeoutMilliseconds)) }
+                case .memcached, .memcachedExecutor:
+                    // One C loop is the reference of both memcached targets.
+                    if let memcached, !references.contains(where: { $0.referenceFor == "memcached" }) {
+                        references.append(try await ReferenceTarget.memcached(memcached, timeoutMilliseconds: timeoutMilliseconds))
+                    }
                 }
             }
         }
@@ -312,9 +316,10 @@ struct BenchSession {
         case .redis:
             let server = spawned.first { $0.kind == "redis-server" }
             return (config.redis?.display ?? "?") + (server.map { " (spawned, pid \($0.pid))" } ?? "")
-        case .memcached:
+        case .memcached, .memcachedExecutor:
             let server = spawned.first { $0.kind == "memcached" }
             return (config.memcached?.map(\.description).joined(separator: ",") ?? "?") + (server.map { " (spawned, pid \($0.pid))" } ?? "")
+                + (kind == .memcachedExecutor ? ", callers prefer its taskExecutor" : "")
         }
     }
 

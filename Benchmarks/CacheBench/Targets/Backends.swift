@@ -14,17 +14,20 @@ enum BackendKind: String, CaseIterable, Sendable {
     case sqliteExecutor = "sqlite-executor"
     case redis
     case memcached
+    /// The memcached backend with its callers opted in to ``MemcachedBackend/taskExecutor``: each
+    /// caller task runs on the backend's executor thread and its calls run inline, with no thread hop.
+    case memcachedExecutor = "memcached-executor"
 
     /// Parses a comma-separated list such as `memory,redis`.
     static func parseList(_ text: String) throws(BenchError) -> [BackendKind] {
         var kinds: [BackendKind] = []
         for name in text.split(separator: ",").map({ $0.trimmingWhitespace().lowercased() }) where !name.isEmpty {
             guard let kind = BackendKind(rawValue: name) ?? (name == "inmemory" || name == "in-memory" ? .memory : nil) else {
-                throw BenchError("unknown backend '\(name)': choose from memory, sqlite, sqlite-executor, redis, memcached")
+                throw BenchError("unknown backend '\(name)': choose from memory, sqlite, sqlite-executor, redis, memcached, memcached-executor")
             }
             if !kinds.contains(kind) { kinds.append(kind) }
         }
-        guard !kinds.isEmpty else { throw BenchError("--backends is empty: choose from memory, sqlite, sqlite-executor, redis, memcached") }
+        guard !kinds.isEmpty else { throw BenchError("--backends is empty: choose from memory, sqlite, sqlite-executor, redis, memcached, memcached-executor") }
         return kinds
     }
 }
@@ -88,7 +91,7 @@ struct BackendTarget: Sendable {
             var configuration = try RedisConfiguration(url: address.url)
             configuration.connectTimeout = config.connectTimeout
             backend = try RedisBackend(configuration: configuration, logger: config.logger("swift-caching.redis"))
-        case .memcached:
+        case .memcached, .memcachedExecutor:
             guard let servers = config.memcached else { throw BenchError("memcached: no server address") }
             var configuration = MemcachedBackend.Configuration(servers: servers.map { MemcachedServer(host: $0.host, port: $0.port) })
             configuration.connectTimeout = config.connectTimeout
@@ -121,7 +124,11 @@ struct BackendTarget: Sendable {
         let keys = (0..<spec.keyCount).map { "k\($0)" }
         let coder: any Coder = spec.coder == .json ? JSONCoder() : BinaryCoder()
         let front = CacheFront(backend: backend, prefix: prefix, defaultTTL: nil, coder: coder).namespace(spec.name)
-        let executor = kind == .sqliteExecutor ? (backend as? SQLiteBackend)?.taskExecutor : nil
+        let executor: (any TaskExecutor)? = switch kind {
+        case .sqliteExecutor: (backend as? SQLiteBackend)?.taskExecutor
+        case .memcachedExecutor: (backend as? MemcachedBackend)?.taskExecutor
+        default: nil
+        }
         switch spec.coder {
         case .raw where kind == .memcached && ProcessInfo.processInfo.environment["CACHE_BENCH_MEMCACHED_DIRECT"] == "1":
             // Profiling knob: the same keys and values straight through the backend, without

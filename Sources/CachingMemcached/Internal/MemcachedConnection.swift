@@ -364,39 +364,9 @@ private final class RequestQueue: @unchecked Sendable {
 
     /// Checks the server's health; returns false (after refusing `requests`) when it is down.
     private func admit(_ requests: [Request], _ context: ConnectionContext) -> Bool {
-        switch context.state.admit() {
-        case .go:
-            return true
-        case .probe:
-            for handle in context.handles { handle.allowRetry() }
-            return true
-        case .refuse(let error):
-            for request in requests { request.deliver(.failure(error)) }
-            return false
-        }
-    }
-
-    /// Reports what the last calls said about the server.
-    private func report(_ context: ConnectionContext) {
-        var failure: MemcachedStatus?
-        var answered = false
-        for handle in context.handles {
-            if handle.multiGets > 0 {
-                context.state.multiGets.add(handle.multiGets, ordering: .relaxed)
-                handle.multiGets = 0
-            }
-            if failure == nil { failure = handle.connectionFailure }
-            answered = answered || handle.answered
-        }
-        if let failure {
-            for handle in context.handles { handle.reset() }
-            context.state.failed(failure)
-        } else if answered {
-            context.state.succeeded()
-        } else {
-            context.state.releaseProbe()
-        }
-        for handle in context.handles { handle.clearFailureState() }
+        guard let refusal = context.admit() else { return true }
+        for request in requests { request.deliver(.failure(refusal)) }
+        return false
     }
 
     private func runReads(_ group: [Request], _ context: ConnectionContext) {
@@ -413,7 +383,7 @@ private final class RequestQueue: @unchecked Sendable {
         } catch {
             result = .failure(error)
         }
-        report(context)
+        context.report()
         switch result {
         case .success(let entries) where live.count == 1:
             live[0].deliver(.success(entries))
@@ -436,7 +406,46 @@ private final class RequestQueue: @unchecked Sendable {
         }
         guard admit([request], context), let work = request.work else { return }
         let resume = work(context)
-        report(context)
+        context.report()
         resume()
+    }
+}
+
+extension ConnectionContext {
+    /// Checks the server's health before a request: `nil` when the request may go (a server due
+    /// for a retry is let through, its handles allowed to reconnect), else the error to fail it with.
+    func admit() -> CacheError? {
+        switch state.admit() {
+        case .go:
+            return nil
+        case .probe:
+            for handle in handles { handle.allowRetry() }
+            return nil
+        case .refuse(let error):
+            return error
+        }
+    }
+
+    /// Reports what the last calls said about the server (after every request that was admitted).
+    func report() {
+        var failure: MemcachedStatus?
+        var answered = false
+        for handle in handles {
+            if handle.multiGets > 0 {
+                state.multiGets.add(handle.multiGets, ordering: .relaxed)
+                handle.multiGets = 0
+            }
+            if failure == nil { failure = handle.connectionFailure }
+            answered = answered || handle.answered
+        }
+        if let failure {
+            for handle in handles { handle.reset() }
+            state.failed(failure)
+        } else if answered {
+            state.succeeded()
+        } else {
+            state.releaseProbe()
+        }
+        for handle in handles { handle.clearFailureState() }
     }
 }
