@@ -101,7 +101,7 @@ struct BackendTarget: Sendable {
         return BackendTarget(kind: kind, backend: backend, detail: detail)
     }
 
-    /// Profiling knob: `CACHE_BENCH_MEMCACHED=replyWait=100,idleSpin=50,connections=2` (µs and
+    /// Profiling knob: `CACHE_BENCH_MEMCACHED=replyWait=100,replySpin=100,idleSpin=50,connections=2` (µs and
     /// a count) overrides those settings, to compare them on one machine. Unset: the defaults.
     static func tune(_ configuration: inout MemcachedBackend.Configuration) throws {
         guard let text = ProcessInfo.processInfo.environment["CACHE_BENCH_MEMCACHED"], !text.isEmpty else { return }
@@ -114,7 +114,8 @@ struct BackendTarget: Sendable {
             case "replyWait": configuration.replyWait = .microseconds(number)
             case "idleSpin": configuration.idleSpin = .microseconds(number)
             case "connections": configuration.connectionsPerServer = number
-            default: throw BenchError("CACHE_BENCH_MEMCACHED: unknown setting '\(pair[0])' (replyWait, idleSpin, connections)")
+            case "replySpin": configuration.replySpin = .microseconds(number)
+            default: throw BenchError("CACHE_BENCH_MEMCACHED: unknown setting '\(pair[0])' (replyWait, replySpin, idleSpin, connections)")
             }
         }
     }

@@ -29,6 +29,8 @@ final class MemcachedTextReader: MemcachedLink {
     let server: MemcachedServer
     private let connectTimeout: Int32
     private let ioTimeout: Int32
+    /// How long to poll the socket for a reply before sleeping in `poll` (``MemcachedBackend/Configuration/replySpin``).
+    private let replySpinNanoseconds: Int64
     private var fd: Int32 = -1
     /// The receive buffer: `buffer[start..<end]` is received and not yet parsed.
     private var buffer: UnsafeMutablePointer<UInt8>
@@ -52,6 +54,7 @@ final class MemcachedTextReader: MemcachedLink {
         self.server = server
         connectTimeout = Int32(configuration.connectTimeout.libmemcachedMilliseconds)
         ioTimeout = Int32(configuration.ioTimeout.libmemcachedMilliseconds)
+        replySpinNanoseconds = configuration.replySpin.nanoseconds
         capacity = Self.initialCapacity
         buffer = .allocate(capacity: capacity)
     }
@@ -245,6 +248,31 @@ final class MemcachedTextReader: MemcachedLink {
         }
     }
 
+    /// Tries to receive the reply without sleeping, for up to ``replySpinNanoseconds``: a
+    /// non-blocking `recv`, a few spin-wait hints, and a `sched_yield` (so a server on this
+    /// core runs) per turn. True once bytes came; false when the budget ran out (the caller
+    /// then sleeps in `poll`).
+    private func spinForReply() throws(MemcachedStatus) -> Bool {
+        if replySpinNanoseconds <= 0 { return false }
+        reserve(4096)
+        let deadline = Spin.now() + replySpinNanoseconds
+        while true {
+            let received = recv(fd, buffer + end, capacity - end, Int32(MSG_DONTWAIT))
+            if received > 0 {
+                end += received
+                return true
+            }
+            if received == 0 { throw failure(MEMCACHED_CONNECTION_FAILURE, "the server closed the connection") }
+            let error = errno
+            guard error == EAGAIN || error == EWOULDBLOCK || error == EINTR else {
+                throw failure(MEMCACHED_READ_FAILURE, "recv failed: \(Self.errorText(error))")
+            }
+            for _ in 0..<16 { clibmemcached_cpu_relax() }
+            sched_yield()
+            if Spin.now() >= deadline { return false }
+        }
+    }
+
     /// Makes room for at least `more` bytes after `end`, moving the unparsed bytes to the front
     /// of the buffer or growing it.
     private func reserve(_ more: Int) {
@@ -311,7 +339,7 @@ final class MemcachedTextReader: MemcachedLink {
         var items = [MemcachedItem?](repeating: nil, count: keyCount)
         // One server answers in request order, skipping misses: match by walking forward.
         var cursor = 0
-        if end == start {
+        if end == start, try !spinForReply() {
             // Nothing came while sending, and the reply cannot be there yet: wait for it before
             // the first receive (which would otherwise fail with EAGAIN).
             guard try wait(for: Int16(POLLIN), timeout: ioTimeout, what: "read") else {
