@@ -45,6 +45,8 @@ import Testing
             ("idle spin", { $0.idleSpin = .milliseconds(11) }),
             ("reply wait", { $0.replyWait = .milliseconds(2) }),
             ("negative reply wait", { $0.replyWait = .microseconds(-1) }),
+            ("reply spin", { $0.replySpin = .milliseconds(2) }),
+            ("negative reply spin", { $0.replySpin = .microseconds(-1) }),
         ]
         for (name, change) in changes {
             var bad = configuration

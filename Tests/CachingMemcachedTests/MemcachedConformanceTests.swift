@@ -22,10 +22,33 @@ struct MemcachedConformanceTests {
         try await backend.close()
     }
 
+    @Test func conformanceWithReplySpin() async throws {
+        let backend = try TestEnvironment.sharedBackend { $0.replySpin = .microseconds(100) }
+        let checks: [BackendConformance.Check] = [.setGetDelete, .emptyAndLargeValues, .batchOperations, .clearNamespace, .concurrentOperations]
+        // Own key prefixes: the tests of this suite run in parallel on the same servers.
+        var options = Self.options
+        options.keyPrefix = uniquePrefix("conformance-reply-spin")
+        var executorOptions = Self.options
+        executorOptions.keyPrefix = uniquePrefix("conformance-reply-spin-executor")
+        do {
+            try await BackendConformance(backend: backend, options: options).run(checks)
+            // The same on the taskExecutor thread, whose reads poll the same way.
+            try await withTaskExecutorPreference(backend.taskExecutor) {
+                try await BackendConformance(backend: backend, options: executorOptions).run(checks)
+            }
+        } catch {
+            try? await backend.close()
+            throw error
+        }
+        try await backend.close()
+    }
+
     @Test func conformanceWithoutReadCoalescing() async throws {
         let backend = try TestEnvironment.sharedBackend { $0.coalescesReads = false }
+        var options = Self.options
+        options.keyPrefix = uniquePrefix("conformance-no-coalescing")
         do {
-            try await BackendConformance(backend: backend, options: Self.options).run([.setGetDelete, .batchOperations, .clearNamespace, .concurrentOperations])
+            try await BackendConformance(backend: backend, options: options).run([.setGetDelete, .batchOperations, .clearNamespace, .concurrentOperations])
         } catch {
             try? await backend.close()
             throw error
