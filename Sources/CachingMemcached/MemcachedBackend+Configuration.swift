@@ -108,6 +108,17 @@ extension MemcachedBackend {
         /// or a fast local network, with spare cores.
         public var replySpin: Duration = .zero
 
+        /// ``replySpin`` for the reads of the ``MemcachedBackend/taskExecutor`` thread, 100 µs by
+        /// default.
+        ///
+        /// That thread runs one call at a time for tasks that opted in to run on it, so while it
+        /// waits for a reply nothing else can run on it anyway: polling costs no other caller
+        /// any time, and measured no more CPU per call than sleeping in `poll` and being woken
+        /// (the wake-up costs CPU too), while it saves the wake-up's latency. As with
+        /// ``replySpin``, a server whose replies mostly take longer than this is polled only
+        /// now and then. `.zero` makes the thread sleep at once.
+        public var executorReplySpin: Duration = .microseconds(100)
+
         /// Creates a configuration for `servers` with the default settings.
         /// - Parameter servers: the memcached servers, at least one.
         public init(servers: [MemcachedServer]) {
@@ -154,6 +165,9 @@ extension MemcachedBackend {
             if idleSpin < .zero || idleSpin > .milliseconds(10) { throw bad("idleSpin is \(idleSpin); use 0...10 ms") }
             if replyWait < .zero || replyWait > .milliseconds(1) { throw bad("replyWait is \(replyWait); use 0...1 ms") }
             if replySpin < .zero || replySpin > .milliseconds(1) { throw bad("replySpin is \(replySpin); use 0...1 ms") }
+            if executorReplySpin < .zero || executorReplySpin > .milliseconds(1) {
+                throw bad("executorReplySpin is \(executorReplySpin); use 0...1 ms")
+            }
             if generationCacheTTL < .zero || generationCacheTTL > .seconds(60) {
                 throw bad("generationCacheTTL is \(generationCacheTTL); use 0...60 seconds")
             }

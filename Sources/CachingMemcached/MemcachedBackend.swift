@@ -207,9 +207,9 @@ public final class MemcachedBackend: CacheBackend {
         let pool = connections[server]
         if pool.count == 1 { return pool[0] }
         var best = pool[0]
-        var bestLoad = best.pending.load(ordering: .relaxed)
+        var bestLoad = best.pending
         for connection in pool.dropFirst() where bestLoad > 0 {
-            let load = connection.pending.load(ordering: .relaxed)
+            let load = connection.pending
             if load < bestLoad {
                 best = connection
                 bestLoad = load

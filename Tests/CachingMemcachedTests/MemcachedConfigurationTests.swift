@@ -47,6 +47,7 @@ import Testing
             ("negative reply wait", { $0.replyWait = .microseconds(-1) }),
             ("reply spin", { $0.replySpin = .milliseconds(2) }),
             ("negative reply spin", { $0.replySpin = .microseconds(-1) }),
+            ("executor reply spin", { $0.executorReplySpin = .milliseconds(2) }),
         ]
         for (name, change) in changes {
             var bad = configuration

@@ -115,7 +115,8 @@ struct BackendTarget: Sendable {
             case "idleSpin": configuration.idleSpin = .microseconds(number)
             case "connections": configuration.connectionsPerServer = number
             case "replySpin": configuration.replySpin = .microseconds(number)
-            default: throw BenchError("CACHE_BENCH_MEMCACHED: unknown setting '\(pair[0])' (replyWait, replySpin, idleSpin, connections)")
+            case "executorReplySpin": configuration.executorReplySpin = .microseconds(number)
+            default: throw BenchError("CACHE_BENCH_MEMCACHED: unknown setting '\(pair[0])' (replyWait, replySpin, executorReplySpin, idleSpin, connections)")
             }
         }
     }

@@ -20,14 +20,17 @@ final class MemcachedConnection: Sendable {
     let state: ServerState
     private let queue: RequestQueue
     /// Requests submitted and not yet finished, to spread load over a server's connections.
-    let pending = Atomic<Int>(0)
+    var pending: Int { callers.count.load(ordering: .relaxed) }
+    private let callers: CallerCount
     private let replyWait: ReplyWait
 
     init(state: ServerState, handle: MemcachedHandle, reader: MemcachedTextReader, configuration: MemcachedBackend.Configuration, name: String) {
         self.state = state
         replyWait = ReplyWait(budget: configuration.replyWait)
         let context = ConnectionContext(handle: handle, reader: reader, state: state, generationCacheTTL: configuration.generationCacheTTL)
-        queue = RequestQueue(context: context, coalescesReads: configuration.coalescesReads, idleSpin: configuration.idleSpin)
+        let callers = CallerCount()
+        self.callers = callers
+        queue = RequestQueue(context: context, coalescesReads: configuration.coalescesReads, idleSpin: configuration.idleSpin, callers: callers)
         queue.start(name: name)
     }
 
@@ -90,8 +93,8 @@ final class MemcachedConnection: Sendable {
     ) async throws -> T {
         if Task.isCancelled { throw CacheError.cancelled }
         let token = RequestToken()
-        let load = pending.add(1, ordering: .relaxed).newValue
-        defer { pending.subtract(1, ordering: .relaxed) }
+        let load = callers.count.add(1, ordering: .relaxed).newValue
+        defer { callers.count.subtract(1, ordering: .relaxed) }
         // Wait for the reply on this thread for a moment only when the request is alone on the
         // connection (a task calling one after another), never when tasks share it.
         let spin = load == 1 ? replyWait.budget() : 0
@@ -143,6 +146,11 @@ enum Spin {
     }
 }
 
+/// Requests submitted to a connection and not yet finished, shared by the connection and its thread.
+final class CallerCount: Sendable {
+    let count = Atomic<Int>(0)
+}
+
 /// The state of one request shared by its caller and the connection thread.
 final class RequestToken: Sendable {
     private let cancelled = Atomic<Bool>(false)
@@ -156,7 +164,8 @@ final class RequestToken: Sendable {
 }
 
 /// How long a caller waits for its reply on its own thread before suspending (see
-/// ``MemcachedBackend/Configuration/replyWait``).
+/// ``MemcachedBackend/Configuration/replyWait``); also how long a text-protocol reader polls its
+/// socket for a reply before it sleeps (``MemcachedBackend/Configuration/replySpin``).
 ///
 /// A task that suspends is resumed by the connection thread through the global executor: one
 /// thread wake-up (a futex wake and, on another core, an inter-processor interrupt) per call.
@@ -176,6 +185,12 @@ final class ReplyWait: Sendable {
     init(budget: Duration) {
         budgetNanoseconds = max(0, budget.nanoseconds)
     }
+
+    /// Whether a budget is set at all.
+    var isEnabled: Bool { budgetNanoseconds > 0 }
+
+    /// The configured budget, whatever the score says.
+    var configuredBudget: Int64 { budgetNanoseconds }
 
     /// The time a lone request may wait now, 0 when it must not.
     func budget() -> Int64 {
@@ -232,9 +247,13 @@ private final class RequestQueue: @unchecked Sendable {
     private let queued = Atomic<Int>(0)
     /// How long the thread polls for new requests before it sleeps, in nanoseconds.
     private let idleSpinNanoseconds: Int64
+    /// The connection's requests in flight: a read polls for its reply (`replySpin`) only when
+    /// it is the only one, so threads that serve many callers never spin.
+    private let callers: CallerCount
 
-    init(context: ConnectionContext, coalescesReads: Bool, idleSpin: Duration) {
+    init(context: ConnectionContext, coalescesReads: Bool, idleSpin: Duration, callers: CallerCount) {
         self.context = context
+        self.callers = callers
         self.coalescesReads = coalescesReads
         idleSpinNanoseconds = idleSpin.nanoseconds
         mutex = .allocate(capacity: 1)
@@ -377,6 +396,7 @@ private final class RequestQueue: @unchecked Sendable {
         }
         guard !live.isEmpty, admit(live, context) else { return }
         let plans = live.count == 1 ? live[0].reads ?? [] : live.flatMap { $0.reads ?? [] }
+        context.reader.mayPollForReply = live.count == 1 && callers.count.load(ordering: .relaxed) <= 1
         let result: Result<[CacheEntry?], CacheError>
         do throws(CacheError) {
             result = .success(try context.read(plans, deduplicate: live.count > 1))

@@ -53,6 +53,9 @@ final class MemcachedExecutorThread: TaskExecutor, @unchecked Sendable {
     /// Creates the executor and starts its thread (none when `stopped`, e.g. made after `close()`).
     init(states: [ServerState], configuration: MemcachedBackend.Configuration, name: String, stopped: Bool) {
         self.states = states
+        // The readers of this thread poll for their reply for `executorReplySpin`.
+        var configuration = configuration
+        configuration.replySpin = configuration.executorReplySpin
         self.configuration = configuration
         self.name = name
         contexts = Array(repeating: nil, count: states.count)

@@ -29,8 +29,15 @@ final class MemcachedTextReader: MemcachedLink {
     let server: MemcachedServer
     private let connectTimeout: Int32
     private let ioTimeout: Int32
-    /// How long to poll the socket for a reply before sleeping in `poll` (``MemcachedBackend/Configuration/replySpin``).
-    private let replySpinNanoseconds: Int64
+    /// How long to poll the socket for a reply before sleeping in `poll`
+    /// (``MemcachedBackend/Configuration/replySpin``), and whether replies are fast enough for it.
+    private let replySpin: ReplyWait
+    /// Whether the next reads may poll for their reply (set by the connection thread: only for a
+    /// request that is alone on its connection; always true on the `taskExecutor` thread).
+    var mayPollForReply = true
+    /// Reads since the last one that polled; while replies are slow, one read in 32 polls anyway,
+    /// since a reply waited for in `poll` also pays the wake-up that polling would save.
+    private var readsWithoutPolling = 0
     private var fd: Int32 = -1
     /// The receive buffer: `buffer[start..<end]` is received and not yet parsed.
     private var buffer: UnsafeMutablePointer<UInt8>
@@ -54,7 +61,7 @@ final class MemcachedTextReader: MemcachedLink {
         self.server = server
         connectTimeout = Int32(configuration.connectTimeout.libmemcachedMilliseconds)
         ioTimeout = Int32(configuration.ioTimeout.libmemcachedMilliseconds)
-        replySpinNanoseconds = configuration.replySpin.nanoseconds
+        replySpin = ReplyWait(budget: configuration.replySpin)
         capacity = Self.initialCapacity
         buffer = .allocate(capacity: capacity)
     }
@@ -248,14 +255,14 @@ final class MemcachedTextReader: MemcachedLink {
         }
     }
 
-    /// Tries to receive the reply without sleeping, for up to ``replySpinNanoseconds``: a
+    /// Tries to receive the reply without sleeping, for up to `nanoseconds` after `sentAt`: a
     /// non-blocking `recv`, a few spin-wait hints, and a `sched_yield` (so a server on this
-    /// core runs) per turn. True once bytes came; false when the budget ran out (the caller
-    /// then sleeps in `poll`).
-    private func spinForReply() throws(MemcachedStatus) -> Bool {
-        if replySpinNanoseconds <= 0 { return false }
+    /// core runs) per turn. True once bytes came; false when the budget ran out or is 0 (the
+    /// caller then sleeps in `poll`).
+    private func spinForReply(_ nanoseconds: Int64, sentAt: Int64) throws(MemcachedStatus) -> Bool {
+        if nanoseconds <= 0 { return false }
         reserve(4096)
-        let deadline = Spin.now() + replySpinNanoseconds
+        let deadline = sentAt + nanoseconds
         while true {
             let received = recv(fd, buffer + end, capacity - end, Int32(MSG_DONTWAIT))
             if received > 0 {
@@ -339,7 +346,18 @@ final class MemcachedTextReader: MemcachedLink {
         var items = [MemcachedItem?](repeating: nil, count: keyCount)
         // One server answers in request order, skipping misses: match by walking forward.
         var cursor = 0
-        if end == start, try !spinForReply() {
+        // With replySpin, poll for the reply a moment before sleeping, while recent replies came
+        // within the budget (a server across a network stops the polling until they do again).
+        var spin = mayPollForReply ? replySpin.budget() : 0
+        if spin == 0 && mayPollForReply && replySpin.isEnabled {
+            readsWithoutPolling += 1
+            if readsWithoutPolling >= 32 {
+                readsWithoutPolling = 0
+                spin = replySpin.configuredBudget
+            }
+        }
+        let sentAt = replySpin.isEnabled ? Spin.now() : 0
+        if end == start, try !spinForReply(spin, sentAt: sentAt) {
             // Nothing came while sending, and the reply cannot be there yet: wait for it before
             // the first receive (which would otherwise fail with EAGAIN).
             guard try wait(for: Int16(POLLIN), timeout: ioTimeout, what: "read") else {
@@ -347,6 +365,7 @@ final class MemcachedTextReader: MemcachedLink {
             }
             try receiveMore()
         }
+        if replySpin.isEnabled { replySpin.record(Spin.now() - sentAt) }
         while true {
             let lineStop = try lineEnd()
             let line = UnsafeBufferPointer(start: buffer + start, count: lineStop - start)
