@@ -41,6 +41,10 @@ import Synchronization
 ///
 /// Counters (``increment(_:by:ttl:)``) are ASCII decimal as memcached's INCR needs; memcached
 /// counters are unsigned, so a decrement stops at 0.
+///
+/// A task that makes many calls in a row can run on one of the backend's connection threads
+/// with `withTaskExecutorPreference(backend.taskExecutor) { ... }`: its calls then run inline on
+/// that thread, with no thread hop (see ``taskExecutor``).
 public final class MemcachedBackend: CacheBackend {
     /// `"memcached"`.
     public let name = "memcached"
