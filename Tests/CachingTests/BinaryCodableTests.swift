@@ -611,3 +611,4 @@ fileprivate struct BinaryCodableTests {
         #expect(BinaryFields("id").names == ["id"])
     }
 }
+

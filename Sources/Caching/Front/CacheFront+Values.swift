@@ -8,9 +8,13 @@ extension CacheFront {
     /// A stored value that cannot be decoded as `T` counts as a miss and is removed.
     /// To cache "no value" and tell it from a miss, ask for an optional type:
     /// `get("k", as: User?.self)` returns `.some(nil)` for a stored `nil`.
+    ///
+    /// The reads (`get`, `getWithTTL`) are `nonisolated(nonsending)` (SE-0461): they run on the
+    /// caller's executor, without an executor switch on entry; the backend's own `get` decides
+    /// where its I/O runs.
     /// - Throws: ``CacheError`` when the backend fails or `key` is empty.
     @inlinable
-    public func get<T: Decodable & Sendable>(_ key: String, as type: T.Type = T.self) async throws -> T? {
+    nonisolated(nonsending) public func get<T: Decodable & Sendable>(_ key: String, as type: T.Type = T.self) async throws -> T? {
         // Inlinable so the caller's module specializes it for `T`: this is the hot path.
         try await read(key, as: T.self) { bytes throws in try decode(bytes, as: T.self) }?.value
     }
@@ -23,7 +27,7 @@ extension CacheFront {
     /// ```
     /// - Throws: ``CacheError`` when the backend fails or `key` is empty.
     @inlinable
-    public func get<T: BinaryCodable & Sendable>(_ key: String, as type: T.Type = T.self) async throws -> T? {
+    nonisolated(nonsending) public func get<T: BinaryCodable & Sendable>(_ key: String, as type: T.Type = T.self) async throws -> T? {
         try await read(key, as: T.self) { bytes throws in try decode(bytes, as: T.self) }?.value
     }
 
@@ -34,7 +38,7 @@ extension CacheFront {
     /// ```
     /// - Throws: ``CacheError`` when the backend fails or `key` is empty.
     @inlinable
-    public func getWithTTL<T: Decodable & Sendable>(
+    nonisolated(nonsending) public func getWithTTL<T: Decodable & Sendable>(
         _ key: String,
         as type: T.Type = T.self
     ) async throws -> (value: T, ttl: Duration?)? {
@@ -46,7 +50,7 @@ extension CacheFront {
     /// the coder is a ``BinaryCoder``.
     /// - Throws: ``CacheError`` when the backend fails or `key` is empty.
     @inlinable
-    public func getWithTTL<T: BinaryCodable & Sendable>(
+    nonisolated(nonsending) public func getWithTTL<T: BinaryCodable & Sendable>(
         _ key: String,
         as type: T.Type = T.self
     ) async throws -> (value: T, ttl: Duration?)? {
@@ -56,7 +60,7 @@ extension CacheFront {
     /// The body of the single-key reads: the entry, counted as a hit or a miss, decoded by
     /// `decode`; an entry it cannot decode is removed and is a miss.
     @inlinable
-    func read<T>(
+    nonisolated(nonsending) func read<T>(
         _ key: String, as type: T.Type, decode: ([UInt8]) throws -> T
     ) async throws -> (value: T, ttl: Duration?)? {
         let storageKey = try storageKey(key)

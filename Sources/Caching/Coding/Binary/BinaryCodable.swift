@@ -90,6 +90,9 @@ public final class BinaryFields: Sendable {
     public let isFieldByField: Bool
     /// The one-byte key token of each field.
     let fingerprints: [UInt8]
+    /// ``fingerprints`` in a value that a ``BinaryFieldReader`` copies, so that checking a
+    /// field's key needs no access to this object (no reference counting per field).
+    let inlineFingerprints: InlineArray<24, UInt8>
     /// The bytes of the container's header: its tag, and for a long or salted container the
     /// count and the flags (at most 3 bytes), little-endian in one word.
     let header: UInt32
@@ -134,12 +137,16 @@ public final class BinaryFields: Sendable {
         guard let salt, unique, !names.isEmpty, names.count <= BinaryFormat.maxFingerprintedEntries else {
             isFieldByField = false
             fingerprints = []
+            inlineFingerprints = InlineArray(repeating: 0)
             header = 0
             headerLength = 0
             return
         }
         isFieldByField = true
         fingerprints = hashes.map { BinaryFormat.fingerprint($0, salt: salt) }
+        var inline = InlineArray<24, UInt8>(repeating: 0)
+        for (i, fingerprint) in fingerprints.enumerated() { inline[i] = fingerprint }
+        inlineFingerprints = inline
         if salt == 0 && names.count <= 15 {
             header = UInt32(BinaryFormat.fingerprintedMapFix | UInt8(names.count))
             headerLength = 1
@@ -173,6 +180,8 @@ public struct BinaryFieldReader: ~Copyable {
     // reference counting is needed here.
     unowned(unsafe) let fields: BinaryFields
     let fieldCount: Int
+    /// The fields' key tokens, copied (see ``BinaryFields/inlineFingerprints``).
+    let fingerprints: InlineArray<24, UInt8>
     var position: Int
     var index = 0
     var failed = false
@@ -184,7 +193,8 @@ public struct BinaryFieldReader: ~Copyable {
         self.count = count
         self.reader = reader
         self.fields = fields
-        self.fieldCount = fields.fingerprints.count
+        self.fieldCount = min(fields.fingerprints.count, 24)
+        self.fingerprints = fields.inlineFingerprints
         self.position = position
     }
 
@@ -198,7 +208,7 @@ public struct BinaryFieldReader: ~Copyable {
     /// Moves past the next field's key token, which must be the next field's.
     @inline(__always)
     mutating func next() throws {
-        guard index < fieldCount, position < count, base[position] == fields.fingerprints[index] else {
+        guard index < fieldCount, position < count, base[position] == fingerprints[index] else {
             throw mismatch()
         }
         position &+= 1
