@@ -214,7 +214,7 @@ struct ShardState {
     /// `nil` to read `clock` if the entry has an expiry.
     @inline(__always)
     mutating func get(_ key: String, hash: Int, now: Int64?, clock: any CacheClock) -> (value: [UInt8], remaining: Int64)? {
-        let i = findForRead(key, hash: hash)
+        let i = find(key, hash: hash, forRead: true)
         guard i >= 0 else {
             misses &+= 1
             return nil
@@ -425,23 +425,13 @@ struct ShardState {
     // MARK: Hash index
 
     /// The slot holding `key`, or -1.
+    ///
+    /// With `forRead`, for a read that will use the entry's value, the value's header is loaded
+    /// (its count: a plain load, no retain) before the key is compared, so that the two cache
+    /// misses (the key's bytes and the value's) are outstanding at once instead of one after
+    /// the other: the retain of a hit would only start the value's after the comparison.
     @inline(__always)
-    private func find(_ key: String, hash: Int) -> Int {
-        let tag = Bucket.tag(hash)
-        var b = Int(tag) & tableMask
-        while true {
-            let bucket = table[b]
-            if bucket.slot < 0 { return -1 }
-            if bucket.tag == tag && KeyBytes.equal(slots[Int(bucket.slot)].key, key) { return Int(bucket.slot) }
-            b = (b &+ 1) & tableMask
-        }
-    }
-
-    /// ``find(_:hash:)`` for a read, which will use the entry's value: the value's first bytes
-    /// are loaded before the key is compared, so that the two cache misses (the key's bytes and
-    /// the value's) overlap instead of following each other.
-    @inline(__always)
-    private func findForRead(_ key: String, hash: Int) -> Int {
+    private func find(_ key: String, hash: Int, forRead: Bool = false) -> Int {
         let tag = Bucket.tag(hash)
         var b = Int(tag) & tableMask
         while true {
@@ -449,9 +439,7 @@ struct ShardState {
             if bucket.slot < 0 { return -1 }
             if bucket.tag == tag {
                 let i = Int(bucket.slot)
-                // Reading the value's count (a plain load of its header, no retain) starts that
-                // cache miss now, alongside the key's, instead of after the comparison.
-                if slots[i].value.count >= 0 && KeyBytes.equal(slots[i].key, key) { return i }
+                if (!forRead || slots[i].value.count >= 0) && KeyBytes.equal(slots[i].key, key) { return i }
             }
             b = (b &+ 1) & tableMask
         }
