@@ -210,10 +210,11 @@ struct ShardState {
     // MARK: Reads
 
     /// The value of `key` and its remaining TTL in milliseconds (-1: never expires), counting a
-    /// hit or a miss. An expired entry is removed.
+    /// hit or a miss. An expired entry is removed. `now` is the time read before the call, or
+    /// `nil` to read `clock` if the entry has an expiry.
     @inline(__always)
-    mutating func get(_ key: String, hash: Int, clock: any CacheClock) -> (value: [UInt8], remaining: Int64)? {
-        let i = find(key, hash: hash)
+    mutating func get(_ key: String, hash: Int, now: Int64?, clock: any CacheClock) -> (value: [UInt8], remaining: Int64)? {
+        let i = find(key, hash: hash, forRead: true)
         guard i >= 0 else {
             misses &+= 1
             return nil
@@ -221,7 +222,7 @@ struct ShardState {
         let expiresAt = slots[i].expiresAt
         var remaining: Int64 = -1
         if expiresAt != .max {
-            let now = clock.now()
+            let now = now ?? clock.now()
             if expiresAt <= now {
                 remove(i)
                 expirations &+= 1
@@ -424,14 +425,22 @@ struct ShardState {
     // MARK: Hash index
 
     /// The slot holding `key`, or -1.
+    ///
+    /// With `forRead`, for a read that will use the entry's value, the value's header is loaded
+    /// (its count: a plain load, no retain) before the key is compared, so that the two cache
+    /// misses (the key's bytes and the value's) are outstanding at once instead of one after
+    /// the other: the retain of a hit would only start the value's after the comparison.
     @inline(__always)
-    private func find(_ key: String, hash: Int) -> Int {
+    private func find(_ key: String, hash: Int, forRead: Bool = false) -> Int {
         let tag = Bucket.tag(hash)
         var b = Int(tag) & tableMask
         while true {
             let bucket = table[b]
             if bucket.slot < 0 { return -1 }
-            if bucket.tag == tag && KeyBytes.equal(slots[Int(bucket.slot)].key, key) { return Int(bucket.slot) }
+            if bucket.tag == tag {
+                let i = Int(bucket.slot)
+                if (!forRead || slots[i].value.count >= 0) && KeyBytes.equal(slots[i].key, key) { return i }
+            }
             b = (b &+ 1) & tableMask
         }
     }
