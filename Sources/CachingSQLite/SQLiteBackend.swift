@@ -375,6 +375,9 @@ public final class SQLiteBackend: CacheBackend {
     /// The first reader's thread (the writer's without readers); for tests of the hot paths.
     var readThreadForTesting: ConnectionThread { readers.first ?? writer }
 
+    /// What the connections share (the value-size hint among it); for tests.
+    var storeForTesting: StoreContext { store }
+
     /// Runs `body` with a connection on its thread, alone and interruptible; for tests.
     func withConnection<T: Sendable>(onWriter: Bool, _ body: @escaping @Sendable (SQLiteConnection) throws -> T) async throws -> T {
         try await (onWriter ? writer : reader).perform(.exclusive, body)
