@@ -1,4 +1,5 @@
-import Caching
+@testable import Caching
+import CachingTesting
 import Foundation
 import Testing
 
@@ -330,6 +331,69 @@ fileprivate struct PathMarker: Codable, Equatable, BinaryCodable {
     }
 }
 
+
+/// Only primitive fields, optional ones among them: read by BinaryCoder's top-level path.
+fileprivate struct Reading: Codable, Equatable, BinaryCodable {
+    var id: Int64
+    var value: Double
+    var unit: String?
+    var flags: UInt8
+    var count: Int?
+    var ok: Bool?
+
+    static let binaryFields = BinaryFields("id", "value", "unit", "flags", "count", "ok")
+
+    init(id: Int64, value: Double, unit: String?, flags: UInt8, count: Int?, ok: Bool?) {
+        self.id = id
+        self.value = value
+        self.unit = unit
+        self.flags = flags
+        self.count = count
+        self.ok = ok
+    }
+
+    init(binaryFields fields: inout BinaryFieldReader) throws {
+        id = try fields.decode(Int64.self)
+        value = try fields.decode(Double.self)
+        unit = try fields.decodeIfPresent(String.self)
+        flags = try fields.decode(UInt8.self)
+        count = try fields.decodeIfPresent(Int.self)
+        ok = try fields.decodeIfPresent(Bool.self)
+    }
+
+    func encode(binaryFields fields: inout BinaryFieldWriter) throws {
+        try fields.encode(id)
+        try fields.encode(value)
+        try fields.encodeIfPresent(unit)
+        try fields.encode(flags)
+        try fields.encodeIfPresent(count)
+        try fields.encodeIfPresent(ok)
+    }
+}
+
+/// Decodes through the `Decodable` overload of `BinaryCoder.decode` (the generic `T` is only
+/// `Decodable` here), to compare with the `BinaryCodable` overload.
+fileprivate func decodeThroughDecodable<T: Decodable>(_ coder: BinaryCoder, _ type: T.Type, _ bytes: [UInt8]) -> Result<T, CacheError> {
+    do {
+        return .success(try coder.decode(type, from: bytes))
+    } catch let error as CacheError {
+        return .failure(error)
+    } catch {
+        return .failure(CacheError(.internalError, "not a CacheError: \(error)"))
+    }
+}
+
+/// The same through the `BinaryCodable` overload.
+fileprivate func decodeFieldByField<T: BinaryCodable>(_ coder: BinaryCoder, _ type: T.Type, _ bytes: [UInt8]) -> Result<T, CacheError> {
+    do {
+        return .success(try coder.decode(type, from: bytes))
+    } catch let error as CacheError {
+        return .failure(error)
+    } catch {
+        return .failure(CacheError(.internalError, "not a CacheError: \(error)"))
+    }
+}
+
 @Suite("BinaryCodable: field-by-field coding")
 fileprivate struct BinaryCodableTests {
     let coder = BinaryCoder()
@@ -455,6 +519,89 @@ fileprivate struct BinaryCodableTests {
         ))
     }
 
+
+    @Test("the BinaryCodable overload of decode gives the same value or the same error as the Decodable one, for every truncation and byte change")
+    func topLevelMatchesDecodable() throws {
+        let samples: [[UInt8]] = try [
+            coder.encode(profile),
+            coder.encode(Reading(id: -7, value: 2.5, unit: "kPa", flags: 200, count: 3, ok: false)),
+            coder.encode(Reading(id: 1 << 40, value: .pi, unit: nil, flags: 0, count: nil, ok: nil)),
+            coder.encode(Reading(id: 0, value: 1e300, unit: "ünïcødé", flags: 1, count: -1_000_000, ok: true)),
+        ]
+        var compared = 0
+        var decodedBoth = 0
+        func check(_ bytes: [UInt8]) {
+            let (fast, slow) = (decodeFieldByField(coder, Profile.self, bytes), decodeThroughDecodable(coder, Profile.self, bytes))
+            #expect("\(fast)" == "\(slow)", "Profile from \(bytes)")
+            let (fastReading, slowReading) = (decodeFieldByField(coder, Reading.self, bytes), decodeThroughDecodable(coder, Reading.self, bytes))
+            #expect("\(fastReading)" == "\(slowReading)", "Reading from \(bytes)")
+            if case .success = fastReading { decodedBoth += 1 }
+            if case .success = fast { decodedBoth += 1 }
+            compared += 2
+        }
+        for bytes in samples {
+            check(bytes)
+            for length in 0..<bytes.count { check(Array(bytes[0..<length])) }
+            for index in bytes.indices {
+                for value: UInt8 in [0x00, 0x01, 0x7F, 0x80, 0xC0, 0xD0, 0xDC, 0xFF] where value != bytes[index] {
+                    var damaged = bytes
+                    damaged[index] = value
+                    check(damaged)
+                }
+            }
+        }
+        #expect(compared > 1_000)
+        #expect(decodedBoth >= samples.count)  // the undamaged samples, at least
+        #expect(try coder.decode(Reading.self, from: samples[1]) == Reading(id: -7, value: 2.5, unit: "kPa", flags: 200, count: 3, ok: false))
+    }
+
+    @Test("the BinaryCodable overload reads primitives at the top level and takes the full decoder for other fields")
+    func topLevelPath() throws {
+        #expect(try coder.decode(PathMarker.self, from: coder.encode(PathMarker(id: 9))).decodedBy == "init(binaryFields:)")
+        let markerNeedsFull = PathMarker.binaryFields.needsFullDecoder.load(ordering: .relaxed)
+        #expect(!markerNeedsFull)
+        // Account has nested, Date and UUID fields: the first read finds out, later ones skip
+        // the top-level attempt; every read gives the value.
+        let account = Account.sample(filled: true)
+        let bytes = try coder.encode(account)
+        #expect(try coder.decode(Account.self, from: bytes) == account)
+        let accountNeedsFull = Account.binaryFields.needsFullDecoder.load(ordering: .relaxed)
+        #expect(accountNeedsFull)
+        #expect(try coder.decode(Account.self, from: bytes) == account)
+        #expect(try coder.decode(Account.self, from: coder.encode(Account.sample(filled: false))) == Account.sample(filled: false))
+        // A coder made to skip BinaryCodable still reads through init(from:).
+        let codableOnly = BinaryCoder(codableOnly: coder)
+        #expect(try codableOnly.decode(PathMarker.self, from: coder.encode(PathMarker(id: 9))).decodedBy == "init(from:)")
+    }
+
+    @Test("CacheFront reads BinaryCodable values field by field with a BinaryCoder")
+    func frontOverloads() async throws {
+        let memory = InMemoryBackend()
+        let front = CacheFront(backend: memory, prefix: "t", coder: BinaryCoder()).namespace("m")
+        #expect(front.shared.binaryCoder != nil)
+        try await front.set(PathMarker(id: 3), forKey: "k", ttl: .seconds(60))
+        #expect(try await front.get("k", as: PathMarker.self)?.decodedBy == "init(binaryFields:)")
+        let withTTL = try #require(try await front.getWithTTL("k", as: PathMarker.self))
+        #expect(withTTL.value.id == 3 && withTTL.value.decodedBy == "init(binaryFields:)")
+        #expect(try #require(withTTL.ttl) > .seconds(50))
+        #expect(try await front.get("absent", as: PathMarker.self) == nil)
+        // Another backend gives the same answers.
+        let asyncBackend = AsyncOnlyBackend()
+        let asyncOnly = CacheFront(backend: asyncBackend, prefix: "t", coder: BinaryCoder()).namespace("m")
+        try await asyncOnly.set(PathMarker(id: 3), forKey: "k")
+        #expect(try await asyncOnly.get("k", as: PathMarker.self)?.decodedBy == "init(binaryFields:)")
+        #expect(asyncBackend.asyncReads.count == 1)
+        // Another coder reads through Codable.
+        let json = CacheFront(backend: InMemoryBackend(), coder: JSONCoder())
+        #expect(json.shared.binaryCoder == nil)
+        try await json.set(PathMarker(id: 4), forKey: "k")
+        #expect(try await json.get("k", as: PathMarker.self)?.decodedBy == "init(from:)")
+        // An entry that does not decode is a miss and is removed, on both paths.
+        try await memory.set("t:m:bad", to: [0xFF, 0x00], ttl: nil)
+        #expect(try await front.get("bad", as: PathMarker.self) == nil)
+        #expect(try await memory.get("t:m:bad") == nil)
+    }
+
     @Test("a field list that cannot be coded field by field makes the type use Codable")
     func unusableFieldLists() throws {
         #expect(!BinaryFields([]).isFieldByField)
@@ -464,3 +611,4 @@ fileprivate struct BinaryCodableTests {
         #expect(BinaryFields("id").names == ["id"])
     }
 }
+

@@ -32,6 +32,32 @@ struct InMemoryExpiryTests {
         #expect(stats.misses == 1)
     }
 
+    @Test("entries without a TTL are read without the clock, and the first TTL written turns it on")
+    func clockIsReadOnceTTLsExist() async throws {
+        let clock = CountingClock()
+        let backend = try InMemoryBackend(clock: clock)
+        try await backend.set("forever", to: [1], ttl: nil)
+        for _ in 0..<10 { #expect(try await backend.get("forever") == CacheEntry(value: [1], ttl: nil)) }
+        #expect(try await backend.get("absent") == nil)
+        #expect(clock.reads.load(ordering: .relaxed) == 0)
+        // The first entry with a TTL: from then on reads take the time, and expiry works, for
+        // this entry and for one written by increment and touch.
+        try await backend.set("brief", to: [2], ttl: .milliseconds(10))
+        #expect(try await backend.get("brief") == CacheEntry(value: [2], ttl: .milliseconds(10)))
+        #expect(try await backend.get("forever") == CacheEntry(value: [1], ttl: nil))
+        #expect(try await backend.increment("count", by: 1, ttl: .milliseconds(20)) == 1)
+        #expect(try await backend.touch("forever", ttl: .milliseconds(30)))
+        let readsBefore = clock.reads.load(ordering: .relaxed)
+        clock.advance(by: .milliseconds(10))
+        #expect(try await backend.get("brief") == nil)
+        #expect(try await backend.get("count")?.ttl == .milliseconds(10))
+        #expect(try await backend.get("forever")?.ttl == .milliseconds(20))
+        clock.advance(by: .milliseconds(20))
+        #expect(try await backend.get("count") == nil)
+        #expect(try await backend.get("forever") == nil)
+        #expect(clock.reads.load(ordering: .relaxed) > readsBefore)
+    }
+
     @Test func ttlRoundsUpToWholeMilliseconds() async throws {
         let clock = ManualClock()
         let backend = try InMemoryBackend(clock: clock)
@@ -260,4 +286,17 @@ final class InMemoryCompletionFlag: Sendable {
 
     func set() { done.store(true, ordering: .releasing) }
     var isSet: Bool { done.load(ordering: .acquiring) }
+}
+
+/// A manual clock that counts its readings.
+private final class CountingClock: CacheClock {
+    let reads = Atomic<Int>(0)
+    private let base = ManualClock()
+
+    func now() -> Int64 {
+        reads.add(1, ordering: .relaxed)
+        return base.now()
+    }
+
+    func advance(by duration: Duration) { base.advance(by: duration) }
 }

@@ -8,24 +8,27 @@ extension CacheFront {
     /// A stored value that cannot be decoded as `T` counts as a miss and is removed.
     /// To cache "no value" and tell it from a miss, ask for an optional type:
     /// `get("k", as: User?.self)` returns `.some(nil)` for a stored `nil`.
+    ///
+    /// The reads (`get`, `getWithTTL`) are `nonisolated(nonsending)` (SE-0461): they run on the
+    /// caller's executor, without an executor switch on entry; the backend's own `get` decides
+    /// where its I/O runs.
     /// - Throws: ``CacheError`` when the backend fails or `key` is empty.
     @inlinable
-    public func get<T: Decodable & Sendable>(_ key: String, as type: T.Type = T.self) async throws -> T? {
+    nonisolated(nonsending) public func get<T: Decodable & Sendable>(_ key: String, as type: T.Type = T.self) async throws -> T? {
         // Inlinable so the caller's module specializes it for `T`: this is the hot path.
-        let storageKey = try storageKey(key)
-        guard isEnabled else { return nil }
-        guard let entry = try await backend.get(storageKey) else {
-            recordMiss()
-            return nil
-        }
-        do {
-            let value = try decode(entry.value, as: T.self)
-            recordHit()
-            return value
-        } catch {
-            await evictUndecodable(key: storageKey, type: T.self, error: error)
-            return nil
-        }
+        try await read(key, as: T.self) { bytes throws in try decode(bytes, as: T.self) }?.value
+    }
+
+    /// The value stored under `key`, or `nil` on a miss, for a ``BinaryCodable`` type: the same
+    /// as the `Decodable` overload, read field by field when the coder is a ``BinaryCoder``.
+    ///
+    /// ```swift
+    /// let profile: Profile? = try await profiles.get("42", as: Profile.self)   // Profile: BinaryCodable
+    /// ```
+    /// - Throws: ``CacheError`` when the backend fails or `key` is empty.
+    @inlinable
+    nonisolated(nonsending) public func get<T: BinaryCodable & Sendable>(_ key: String, as type: T.Type = T.self) async throws -> T? {
+        try await read(key, as: T.self) { bytes throws in try decode(bytes, as: T.self) }?.value
     }
 
     /// The value stored under `key` and its remaining TTL (`nil`: never expires), or `nil` on a miss.
@@ -35,9 +38,30 @@ extension CacheFront {
     /// ```
     /// - Throws: ``CacheError`` when the backend fails or `key` is empty.
     @inlinable
-    public func getWithTTL<T: Decodable & Sendable>(
+    nonisolated(nonsending) public func getWithTTL<T: Decodable & Sendable>(
         _ key: String,
         as type: T.Type = T.self
+    ) async throws -> (value: T, ttl: Duration?)? {
+        try await read(key, as: T.self) { bytes throws in try decode(bytes, as: T.self) }
+    }
+
+    /// The value stored under `key` and its remaining TTL, or `nil` on a miss, for a
+    /// ``BinaryCodable`` type: the same as the `Decodable` overload, read field by field when
+    /// the coder is a ``BinaryCoder``.
+    /// - Throws: ``CacheError`` when the backend fails or `key` is empty.
+    @inlinable
+    nonisolated(nonsending) public func getWithTTL<T: BinaryCodable & Sendable>(
+        _ key: String,
+        as type: T.Type = T.self
+    ) async throws -> (value: T, ttl: Duration?)? {
+        try await read(key, as: T.self) { bytes throws in try decode(bytes, as: T.self) }
+    }
+
+    /// The body of the single-key reads: the entry, counted as a hit or a miss, decoded by
+    /// `decode`; an entry it cannot decode is removed and is a miss.
+    @inlinable
+    nonisolated(nonsending) func read<T>(
+        _ key: String, as type: T.Type, decode: ([UInt8]) throws -> T
     ) async throws -> (value: T, ttl: Duration?)? {
         let storageKey = try storageKey(key)
         guard isEnabled else { return nil }
@@ -46,7 +70,7 @@ extension CacheFront {
             return nil
         }
         do {
-            let value = try decode(entry.value, as: T.self)
+            let value = try decode(entry.value)
             recordHit()
             return (value, entry.ttl)
         } catch {
@@ -271,6 +295,14 @@ extension CacheFront {
     @usableFromInline
     func batchCountMismatch(_ got: Int, _ expected: Int) -> CacheError {
         CacheError(.internalError, "the \(backend.name) backend returned \(got) entries for \(expected) keys")
+    }
+
+    /// `bytes` as a ``BinaryCodable`` `T`: field by field when the coder is a ``BinaryCoder``
+    /// (the same value or error as through `Codable`), through the coder otherwise.
+    @inlinable
+    func decode<T: BinaryCodable>(_ bytes: [UInt8], as type: T.Type) throws -> T {
+        if let binary = shared.binaryCoder { return try binary.decode(T.self, from: bytes) }
+        return try coder.decode(type, from: bytes)
     }
 
     /// `bytes` as a `T`: raw for `[UInt8]` and `String`, through the coder otherwise.

@@ -57,17 +57,24 @@ public struct CacheFront: Sendable {
     /// `prefix:namespace:…:` with escaping, the start of every key of this front.
     public let scope: String
 
+    @usableFromInline
     let shared: Shared
 
     /// State shared by a front and every namespace made from it.
+    @usableFromInline
     final class Shared: Sendable {
         let enabled: Atomic<Bool>
         let flights = SingleFlight()
         let metrics: CacheMetrics
+        /// The coder as ``BinaryCoder``, when it is: ``BinaryCodable`` values then take its
+        /// field-by-field overload.
+        @usableFromInline
+        let binaryCoder: BinaryCoder?
 
-        init(enabled: Bool, backendName: String, metricsFactory: (any MetricsFactory)?) {
+        init(enabled: Bool, backend: any CacheBackend, coder: any Coder, metricsFactory: (any MetricsFactory)?) {
             self.enabled = Atomic(enabled)
-            self.metrics = CacheMetrics(backend: backendName, factory: metricsFactory)
+            self.metrics = CacheMetrics(backend: backend.name, factory: metricsFactory)
+            self.binaryCoder = coder as? BinaryCoder
         }
     }
 
@@ -121,7 +128,7 @@ public struct CacheFront: Sendable {
         self.maxValueSize = maxValueSize
         self.logger = logger
         self.scope = prefix.isEmpty ? "" : Self.escape(prefix) + ":"
-        self.shared = Shared(enabled: isEnabled, backendName: backend.name, metricsFactory: metricsFactory)
+        self.shared = Shared(enabled: isEnabled, backend: backend, coder: coder, metricsFactory: metricsFactory)
     }
 
     private init(parent: CacheFront, namespace: String) {

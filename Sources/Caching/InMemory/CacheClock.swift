@@ -33,7 +33,7 @@ public protocol CacheClock: Sendable {
 /// It never jumps with wall-clock changes and keeps counting while the machine is suspended,
 /// so a TTL measures elapsed real time. It reads the kernel clock directly (`CLOCK_BOOTTIME` on
 /// Linux, the clock behind `ContinuousClock`), which skips the 128-bit `Duration` arithmetic of
-/// `ContinuousClock.now`: the backend reads it on every hit on an entry with a TTL.
+/// `ContinuousClock.now`: the backend reads it on every read once it holds entries with a TTL.
 ///
 /// This is the clock ``InMemoryBackend`` uses unless it is given another one.
 public struct SystemCacheClock: CacheClock {

@@ -71,6 +71,8 @@ public final class InMemoryBackend: CacheBackend, @unchecked Sendable {
 
     /// `shardCount` mutexes, allocated once: indexing them costs no reference counting.
     private let shards: UnsafeMutablePointer<Mutex<ShardState>>
+    /// Set for good once an entry with a TTL is written: until then reads skip the clock.
+    private let hasExpiringEntries = Atomic<Bool>(false)
     /// `64 - log2(shardCount)`: a shard is picked by the top bits of the key's hash, and a
     /// bucket within it by the low bits.
     private let shardShift: UInt
@@ -226,6 +228,7 @@ public final class InMemoryBackend: CacheBackend, @unchecked Sendable {
     private func expiry(for ttl: Duration?) throws(CacheError) -> Int64 {
         guard let ttl else { return .max }
         guard ttl > .zero else { throw CacheError.invalidTTL(ttl) }
+        if !hasExpiringEntries.load(ordering: .relaxed) { hasExpiringEntries.store(true, ordering: .relaxed) }
         let (sum, overflow) = clock.now().addingReportingOverflow(CacheTTL.milliseconds(ttl))
         return overflow || sum == .max ? .max - 1 : sum
     }
@@ -252,10 +255,15 @@ public final class InMemoryBackend: CacheBackend, @unchecked Sendable {
     @inline(__always)
     func getNow(_ key: String) throws(CacheError) -> CacheEntry? {
         let hash = try hash(key)
+        // The clock is read before the lookup: reading it waits for every load before it to
+        // finish (the vDSO orders its `rdtsc`), so after the lookup it would wait for the cache
+        // misses on the entry instead of running while they are outstanding. A backend that
+        // never stored a TTL skips it (and an entry with one written meanwhile reads it late).
+        let now: Int64? = hasExpiringEntries.load(ordering: .relaxed) ? clock.now() : nil
         let clock = self.clock
         let found = try shard(hash).pointee.withLock { (state) throws(CacheError) in
             guard !state.closed else { throw closedError }
-            return state.get(key, hash: hash, clock: clock)
+            return state.get(key, hash: hash, now: now, clock: clock)
         }
         guard let found else { return nil }
         return entry(found.value, remaining: found.remaining)

@@ -210,10 +210,11 @@ struct ShardState {
     // MARK: Reads
 
     /// The value of `key` and its remaining TTL in milliseconds (-1: never expires), counting a
-    /// hit or a miss. An expired entry is removed.
+    /// hit or a miss. An expired entry is removed. `now` is the time read before the call, or
+    /// `nil` to read `clock` if the entry has an expiry.
     @inline(__always)
-    mutating func get(_ key: String, hash: Int, clock: any CacheClock) -> (value: [UInt8], remaining: Int64)? {
-        let i = find(key, hash: hash)
+    mutating func get(_ key: String, hash: Int, now: Int64?, clock: any CacheClock) -> (value: [UInt8], remaining: Int64)? {
+        let i = findForRead(key, hash: hash)
         guard i >= 0 else {
             misses &+= 1
             return nil
@@ -221,7 +222,7 @@ struct ShardState {
         let expiresAt = slots[i].expiresAt
         var remaining: Int64 = -1
         if expiresAt != .max {
-            let now = clock.now()
+            let now = now ?? clock.now()
             if expiresAt <= now {
                 remove(i)
                 expirations &+= 1
@@ -432,6 +433,26 @@ struct ShardState {
             let bucket = table[b]
             if bucket.slot < 0 { return -1 }
             if bucket.tag == tag && KeyBytes.equal(slots[Int(bucket.slot)].key, key) { return Int(bucket.slot) }
+            b = (b &+ 1) & tableMask
+        }
+    }
+
+    /// ``find(_:hash:)`` for a read, which will use the entry's value: the value's first bytes
+    /// are loaded before the key is compared, so that the two cache misses (the key's bytes and
+    /// the value's) overlap instead of following each other.
+    @inline(__always)
+    private func findForRead(_ key: String, hash: Int) -> Int {
+        let tag = Bucket.tag(hash)
+        var b = Int(tag) & tableMask
+        while true {
+            let bucket = table[b]
+            if bucket.slot < 0 { return -1 }
+            if bucket.tag == tag {
+                let i = Int(bucket.slot)
+                // Reading the value's count (a plain load of its header, no retain) starts that
+                // cache miss now, alongside the key's, instead of after the comparison.
+                if slots[i].value.count >= 0 && KeyBytes.equal(slots[i].key, key) { return i }
+            }
             b = (b &+ 1) & tableMask
         }
     }

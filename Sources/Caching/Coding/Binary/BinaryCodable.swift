@@ -1,3 +1,5 @@
+import Synchronization
+
 /// A `Codable` type that ``BinaryCoder`` encodes and decodes field by field, without going
 /// through `Codable`'s keyed containers.
 ///
@@ -88,6 +90,9 @@ public final class BinaryFields: Sendable {
     public let isFieldByField: Bool
     /// The one-byte key token of each field.
     let fingerprints: [UInt8]
+    /// ``fingerprints`` in a value that a ``BinaryFieldReader`` copies, so that checking a
+    /// field's key needs no access to this object (no reference counting per field).
+    let inlineFingerprints: InlineArray<24, UInt8>
     /// The bytes of the container's header: its tag, and for a long or salted container the
     /// count and the flags (at most 3 bytes), little-endian in one word.
     let header: UInt32
@@ -95,6 +100,10 @@ public final class BinaryFields: Sendable {
     let headerLength: Int
     /// The sum of the checks of every name, added to the message trailer.
     let checkSum: UInt32
+    /// Set once a value of the type needed the full decoder for one of its fields (a nested
+    /// type that is not a primitive): ``BinaryCoder``'s top-level path, which has no full
+    /// decoder, is then skipped for this type.
+    let needsFullDecoder = Atomic<Bool>(false)
 
     /// The fields `names`, in order.
     ///
@@ -128,12 +137,16 @@ public final class BinaryFields: Sendable {
         guard let salt, unique, !names.isEmpty, names.count <= BinaryFormat.maxFingerprintedEntries else {
             isFieldByField = false
             fingerprints = []
+            inlineFingerprints = InlineArray(repeating: 0)
             header = 0
             headerLength = 0
             return
         }
         isFieldByField = true
         fingerprints = hashes.map { BinaryFormat.fingerprint($0, salt: salt) }
+        var inline = InlineArray<24, UInt8>(repeating: 0)
+        for (i, fingerprint) in fingerprints.enumerated() { inline[i] = fingerprint }
+        inlineFingerprints = inline
         if salt == 0 && names.count <= 15 {
             header = UInt32(BinaryFormat.fingerprintedMapFix | UInt8(names.count))
             headerLength = 1
@@ -155,22 +168,33 @@ struct BinaryFieldMismatch: Error {}
 /// next field; a field whose key or value does not match makes it throw, and ``BinaryCoder``
 /// then decodes the value through `init(from:)`.
 public struct BinaryFieldReader: ~Copyable {
-    // Strong references, taken once per value: reading `reader.bytes` and `fields.fingerprints`
-    // through them needs no further retains. (Unowned references would cost a retain and a
-    // release at every use.)
-    let reader: BinaryReader
-    let fields: BinaryFields
+    /// The message's bytes. A reader only exists inside ``BinaryCoder``'s scope that holds them
+    /// (`withUnsafeBufferPointer`), for the duration of one ``BinaryCodable/init(binaryFields:)``,
+    /// and it cannot be copied out of it.
+    let base: UnsafePointer<UInt8>
     let count: Int
+    /// The full decoder, for fields that are not primitives; `nil` on ``BinaryCoder``'s
+    /// top-level path, where such a field sends the whole value to the full decoder instead.
+    let reader: BinaryReader?
+    // The caller keeps `fields` alive for the reader's whole life (a local of its own), so no
+    // reference counting is needed here.
+    unowned(unsafe) let fields: BinaryFields
     let fieldCount: Int
+    /// The fields' key tokens, copied (see ``BinaryFields/inlineFingerprints``).
+    let fingerprints: InlineArray<24, UInt8>
     var position: Int
     var index = 0
     var failed = false
+    /// Set when a field needed the full decoder and there was none (the top-level path).
+    var neededFullDecoder = false
 
-    init(reader: BinaryReader, fields: BinaryFields, position: Int) {
+    init(base: UnsafePointer<UInt8>, count: Int, reader: BinaryReader?, fields: BinaryFields, position: Int) {
+        self.base = base
+        self.count = count
         self.reader = reader
         self.fields = fields
-        self.count = reader.bytes.count
-        self.fieldCount = fields.fingerprints.count
+        self.fieldCount = min(fields.fingerprints.count, 24)
+        self.fingerprints = fields.inlineFingerprints
         self.position = position
     }
 
@@ -184,7 +208,7 @@ public struct BinaryFieldReader: ~Copyable {
     /// Moves past the next field's key token, which must be the next field's.
     @inline(__always)
     mutating func next() throws {
-        guard index < fieldCount, position < count, reader.bytes[position] == fields.fingerprints[index] else {
+        guard index < fieldCount, position < count, base[position] == fingerprints[index] else {
             throw mismatch()
         }
         position &+= 1
@@ -194,7 +218,7 @@ public struct BinaryFieldReader: ~Copyable {
     @inline(__always)
     mutating func tag() throws -> UInt8 {
         guard position < count else { throw mismatch() }
-        let tag = reader.bytes[position]
+        let tag = base[position]
         position &+= 1
         return tag
     }
@@ -216,6 +240,24 @@ public struct BinaryFieldReader: ~Copyable {
     // The common encodings of each primitive; anything else (a float where an integer is
     // expected, a UUID where a string is, a `some` marker) goes to the full decoder, which
     // reads every encoding.
+
+    /// A little-endian 64-bit word; the caller checked that 8 bytes remain.
+    @inline(__always)
+    mutating func fixed64() -> UInt64 {
+        var value: UInt64 = 0
+        for i in 0..<8 { value |= UInt64(base[position &+ i]) << UInt64(8 * i) }
+        position &+= 8
+        return value
+    }
+
+    /// A little-endian 32-bit word; the caller checked that 4 bytes remain.
+    @inline(__always)
+    mutating func fixed32() -> UInt32 {
+        var value: UInt32 = 0
+        for i in 0..<4 { value |= UInt32(base[position &+ i]) << UInt32(8 * i) }
+        position &+= 4
+        return value
+    }
 
     mutating func signed() throws -> Int64 {
         let tag = try tag()
@@ -264,7 +306,16 @@ public struct BinaryFieldReader: ~Copyable {
             throw mismatch()
         }
         guard length <= count &- position else { throw mismatch() }
-        guard let string = reader.makeString(start: position, length: length) else { throw mismatch() }
+        let slice = UnsafeBufferPointer(start: base + position, count: length)
+        var bits: UInt8 = 0
+        for byte in slice { bits |= byte }
+        let string: String
+        if bits < 0x80 {
+            string = String(decoding: slice, as: UTF8.self)
+        } else {
+            guard let valid = String(validating: slice, as: UTF8.self) else { throw mismatch() }
+            string = valid
+        }
         position &+= length
         return string
     }
@@ -284,10 +335,10 @@ public struct BinaryFieldReader: ~Copyable {
             return Double(BinaryFormat.unzigzag(packed >> 4)) / BinaryFormat.powersOfTen[Int(packed & 0x0F)]
         case BinaryFormat.float64:
             guard count &- position >= 8 else { throw mismatch() }
-            return Double(bitPattern: try reader.readFixed64(&position))
+            return Double(bitPattern: fixed64())
         case BinaryFormat.float32:
             guard count &- position >= 4 else { throw mismatch() }
-            return Double(Float(bitPattern: try reader.readFixed32(&position)))
+            return Double(Float(bitPattern: fixed32()))
         default:
             throw mismatch()
         }
@@ -298,7 +349,7 @@ public struct BinaryFieldReader: ~Copyable {
     mutating func nextIsNil() throws -> Bool {
         try next()
         guard position < count else { throw mismatch() }
-        let tag = reader.bytes[position]
+        let tag = base[position]
         if tag == BinaryFormat.null {
             position &+= 1
             return true
@@ -309,6 +360,10 @@ public struct BinaryFieldReader: ~Copyable {
 
     /// Decodes a value of any type with the full decoder.
     mutating func full<T: Decodable>(_ type: T.Type) throws -> T {
+        guard let reader else {
+            neededFullDecoder = true
+            throw mismatch()
+        }
         do {
             let (value, end) = try reader.readValue(T.self, at: position, key: nil)
             position = end
@@ -582,14 +637,21 @@ extension BinaryReader {
         // No optionals or tuples of `F` here: in unspecialized code each would cost a run-time
         // type metadata lookup, which is as slow as decoding a field.
         do {
-            var reader = BinaryFieldReader(reader: self, fields: fields, position: position &+ headerLength)
-            let value = try F(binaryFields: &reader)
-            if !reader.failed && reader.index == reader.fieldCount {
-                fingerprintCount &+= UInt64(reader.fieldCount)
-                fingerprintSum &+= fields.checkSum
-                end = reader.position
-                return unsafeBitCast(consume value, to: T.self)
+            var finish = -1
+            let value = try bytes.withUnsafeBufferPointer { buffer throws -> F in
+                guard let base = buffer.baseAddress else { throw BinaryFieldMismatch() }
+                var reader = BinaryFieldReader(
+                    base: base, count: buffer.count, reader: self, fields: fields, position: position &+ headerLength
+                )
+                let value = try F(binaryFields: &reader)
+                guard !reader.failed && reader.index == reader.fieldCount else { throw BinaryFieldMismatch() }
+                finish = reader.position
+                return value
             }
+            fingerprintCount &+= UInt64(fields.fingerprints.count)
+            fingerprintSum &+= fields.checkSum
+            end = finish
+            return unsafeBitCast(consume value, to: T.self)
         } catch {}
         fingerprintCount = savedCount
         fingerprintSum = savedSum
