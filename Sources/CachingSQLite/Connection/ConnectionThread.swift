@@ -102,6 +102,11 @@ final class ConnectionThread: TaskExecutor, @unchecked Sendable {
     /// processor), pure spinning would keep the other waiting for the processor the spinner holds, for
     /// the whole polling time; yielding lets it run at once.
     static let pureSpinNanoseconds: Int64 = 6_000
+    /// How many answers in a row this thread gives on its lone caller's processor (taking turns with
+    /// it) before it sleeps once instead of polling, so the kernel can move it to an idle processor.
+    static let sharedProcessorTurnsBeforeSleep = 256
+    /// Answers given in a row on the lone caller's processor; only this thread uses it.
+    private var sharedProcessorTurns = 0
     /// The processors online; with one, nobody can answer while a thread polls, so nobody polls.
     static let onlineProcessors = sysconf(Int32(_SC_NPROCESSORS_ONLN))
     /// The most requests run in one transaction; bounds how long one batch holds the write lock.
@@ -482,14 +487,27 @@ final class ConnectionThread: TaskExecutor, @unchecked Sendable {
     /// Polls the queue and the mailbox for up to the configured spin time before the thread goes to
     /// sleep; returns a request handed over through the mailbox, if one came.
     private func spin() -> AnyRequest? {
+        // On the lone caller's processor, the caller cannot make its next request while this spins.
+        let processor = Int(csqlite_current_cpu())
+        if threadProcessor.load(ordering: .relaxed) != processor { threadProcessor.store(processor, ordering: .relaxed) }
+        var yielding = processor >= 0 && processor == callerProcessor.load(ordering: .relaxed)
+        if yielding {
+            // Sharing a processor, the two threads take turns (each yields to the other), and since
+            // neither ever sleeps the scheduler has no reason to move one to another processor that
+            // has become idle. Now and then this thread sleeps instead: the caller's next request
+            // then wakes it, and the kernel places a woken thread on an idle processor if there is one.
+            sharedProcessorTurns += 1
+            if sharedProcessorTurns >= Self.sharedProcessorTurnsBeforeSleep {
+                sharedProcessorTurns = 0
+                return nil
+            }
+        } else {
+            sharedProcessorTurns = 0
+        }
         mailbox.store(Self.mailboxListening, ordering: .relaxed)
         var start = timespec()
         clock_gettime(CLOCK_MONOTONIC, &start)
         var iterations = 0
-        // On the lone caller's processor, the caller cannot make its next request while this spins.
-        let processor = Int(csqlite_current_cpu())
-        var yielding = processor >= 0 && processor == callerProcessor.load(ordering: .relaxed)
-        if threadProcessor.load(ordering: .relaxed) != processor { threadProcessor.store(processor, ordering: .relaxed) }
         while true {
             if mailbox.load(ordering: .relaxed) != Self.mailboxListening { break }
             if queued.load(ordering: .relaxed) != 0 || stopRequested.load(ordering: .relaxed) { break }
