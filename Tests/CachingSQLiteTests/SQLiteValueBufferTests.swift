@@ -94,3 +94,23 @@ import Testing
         }
     }
 }
+
+/// The buffer a caller hands over reaches the connection's thread uniquely referenced, so filling it
+/// there does not copy it (a copy would be allocated on the connection's thread again).
+@Suite struct SQLiteHandedBufferTests {
+    @Test func theConnectionThreadFillsTheCallersBufferInPlace() async throws {
+        try await withFileBackend { backend, _ async throws in
+            let thread = backend.readThreadForTesting
+            for _ in 0..<50 {
+                var buffer: [UInt8] = []
+                buffer.reserveCapacity(256)
+                let storage = buffer.withUnsafeBufferPointer { UInt(bitPattern: $0.baseAddress) }
+                let filled = try await thread.perform(.read, buffer: consume buffer) { _, buffer -> UInt in
+                    buffer.append(contentsOf: [1, 2, 3, 4, 5, 6, 7, 8])
+                    return buffer.withUnsafeBufferPointer { UInt(bitPattern: $0.baseAddress) }
+                }
+                #expect(filled == storage, "the buffer was copied before the connection's thread filled it")
+            }
+        }
+    }
+}

@@ -248,16 +248,19 @@ final class ConnectionThread: TaskExecutor, @unchecked Sendable {
     /// under its lock, a cache line that then moves between cores on every call). A get that allocates
     /// its value on the connection thread and hands it to the caller pays that on every call; a value
     /// copied into memory the caller allocated is freed where it was allocated. See `Docs/SQLiteBackend.md`.
+    ///
+    /// `buffer` is consumed: the request must hold the only reference to it, or appending to it on
+    /// the connection's thread would copy it there (copy-on-write), which is what this avoids.
     func perform<T: Sendable>(
         _ kind: RequestKind,
-        buffer: [UInt8],
+        buffer: consuming [UInt8],
         _ body: @escaping @Sendable (SQLiteConnection, inout [UInt8]) throws -> T
     ) async throws -> T {
         if kind != .exclusive && isCurrentThread {
-            var buffer = buffer
+            var buffer = consume buffer
             return try performInline(kind) { try body($0, &buffer) }
         }
-        return try await run(Request<T>(kind: kind, buffer: buffer, body: body))
+        return try await run(Request<T>(kind: kind, buffer: consume buffer, body: body))
     }
 
     /// Hands `request` over (mailbox) or queues it, and returns its result (see ``perform(_:_:)``).
