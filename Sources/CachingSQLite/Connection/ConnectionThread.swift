@@ -74,8 +74,8 @@ final class ConnectionThread: TaskExecutor, @unchecked Sendable {
     /// retained request's address. Only a caller moves it from listening to a request, and only the
     /// thread moves it anywhere else, so a request is never left in it while the thread sleeps.
     private let mailbox = Atomic<UInt>(0)
-    /// The processor of the last caller that handed a request over, and of this thread when it last
-    /// took one (-1: unknown). When both are the same, neither side polls with pause hints: the other
+    /// The processor of the lone caller when it last waited for an answer, and of this thread when it
+    /// last started polling for work (-1: unknown; written only when they change). When both are the same, neither side polls with pause hints: the other
     /// cannot run while it spins, so it yields the processor between checks at once.
     let callerProcessor = Atomic<Int>(-1)
     let threadProcessor = Atomic<Int>(-1)
@@ -515,8 +515,8 @@ final class ConnectionThread: TaskExecutor, @unchecked Sendable {
             if mailbox.load(ordering: .relaxed) != Self.mailboxListening { break }
             if queued.load(ordering: .relaxed) != 0 || stopRequested.load(ordering: .relaxed) { break }
             if yielding {
-                // Past the pure spin: give the processor to any thread waiting for it (on a busy
-                // machine, often the very caller this thread waits for, or the task it must resume).
+                // Past the pure spin, or on the caller's processor: give the processor to any thread
+                // waiting for it (often the very caller this thread waits for).
                 sched_yield()
             } else {
                 csqlite_cpu_relax()
