@@ -25,6 +25,16 @@ static inline void csqlite_cpu_relax(void) {
 #endif
 }
 
+/// The processor the calling thread runs on now (Linux: `sched_getcpu`, a vDSO call of a few
+/// nanoseconds), or -1 where unknown. Two threads that poll for each other use it to notice that they
+/// share one processor, where polling only keeps the other from running.
+#if defined(__linux__)
+extern int sched_getcpu(void);
+static inline int csqlite_current_cpu(void) { return sched_getcpu(); }
+#else
+static inline int csqlite_current_cpu(void) { return -1; }
+#endif
+
 /// Names the calling thread (shown by `top -H`, `gdb`, `perf`); Linux keeps the first 15 bytes.
 #if defined(__linux__)
 #include <sys/prctl.h>

@@ -185,7 +185,13 @@ public final class SQLiteBackend: CacheBackend {
 
     /// The live entry at `key` and its remaining TTL, or `nil`; read on a reader connection.
     public func get(_ key: String) async throws -> CacheEntry? {
-        try await reader.perform(.read) { try $0.get(key) }
+        let thread = reader
+        // The value is copied into memory allocated here, on the caller's thread, where it will be
+        // freed: memory allocated on the connection's thread and freed on this one costs glibc a
+        // locked trip back to the other thread's arena on every call. A task running on the
+        // connection's thread (``taskExecutor``) allocates there anyway.
+        if thread.isCurrentThread { return try await thread.perform(.read) { try $0.get(key) } }
+        return try await thread.perform(.read, buffer: store.valueBuffer()) { try $0.get(key, into: &$1) }
     }
 
     /// Stores `value` at `key` (insert or replace); returns after the commit.
@@ -368,6 +374,9 @@ public final class SQLiteBackend: CacheBackend {
 
     /// The first reader's thread (the writer's without readers); for tests of the hot paths.
     var readThreadForTesting: ConnectionThread { readers.first ?? writer }
+
+    /// What the connections share (the value-size hint among it); for tests.
+    var storeForTesting: StoreContext { store }
 
     /// Runs `body` with a connection on its thread, alone and interruptible; for tests.
     func withConnection<T: Sendable>(onWriter: Bool, _ body: @escaping @Sendable (SQLiteConnection) throws -> T) async throws -> T {

@@ -74,6 +74,11 @@ final class ConnectionThread: TaskExecutor, @unchecked Sendable {
     /// retained request's address. Only a caller moves it from listening to a request, and only the
     /// thread moves it anywhere else, so a request is never left in it while the thread sleeps.
     private let mailbox = Atomic<UInt>(0)
+    /// The processor of the lone caller when it last waited for an answer, and of this thread when it
+    /// last started polling for work (-1: unknown; written only when they change). When both are the same, neither side polls with pause hints: the other
+    /// cannot run while it spins, so it yields the processor between checks at once.
+    let callerProcessor = Atomic<Int>(-1)
+    let threadProcessor = Atomic<Int>(-1)
     /// Requests run inline for a task that prefers this thread (for tests and diagnostics).
     let inlineRequests = Atomic<Int>(0)
     /// Requests handed over through ``mailbox`` (for tests and diagnostics).
@@ -90,6 +95,18 @@ final class ConnectionThread: TaskExecutor, @unchecked Sendable {
     /// The longest a caller polls for an answer on its own thread (a cooperative-pool thread) before it
     /// suspends: about the cost of the two thread wake-ups it saves, so it never costs more than it can win.
     static let maximumCallerSpinNanoseconds: Int64 = 20_000
+    /// How long either side polls with only a CPU pause hint between checks; after that it calls
+    /// `sched_yield()` between checks, until its polling time is up. A lone caller's next request (or a
+    /// short request's answer) comes within a few microseconds when both threads are on a processor,
+    /// and then the pure spin answers fastest. When one of them is not (a busy machine, or both on one
+    /// processor), pure spinning would keep the other waiting for the processor the spinner holds, for
+    /// the whole polling time; yielding lets it run at once.
+    static let pureSpinNanoseconds: Int64 = 6_000
+    /// How many answers in a row this thread gives on its lone caller's processor (taking turns with
+    /// it) before it sleeps once instead of polling, so the kernel can move it to an idle processor.
+    static let sharedProcessorTurnsBeforeSleep = 256
+    /// Answers given in a row on the lone caller's processor; only this thread uses it.
+    private var sharedProcessorTurns = 0
     /// The processors online; with one, nobody can answer while a thread polls, so nobody polls.
     static let onlineProcessors = sysconf(Int32(_SC_NPROCESSORS_ONLN))
     /// The most requests run in one transaction; bounds how long one batch holds the write lock.
@@ -219,9 +236,39 @@ final class ConnectionThread: TaskExecutor, @unchecked Sendable {
         if kind != .exclusive && isCurrentThread {
             return try performInline(kind, body)
         }
-        let request = Request<T>(kind: kind, body: body)
+        return try await run(Request<T>(kind: kind, body: body))
+    }
+
+    /// Like ``perform(_:_:)``, for a body that fills a buffer the caller allocated: the body gets
+    /// `buffer` (uniquely referenced, so it can append to it without a copy) and may move it into its
+    /// result.
+    ///
+    /// Why: memory that one thread allocates and another frees takes glibc's slow path (the freeing
+    /// thread's cache of free blocks fills, and the block goes back to the allocating thread's arena
+    /// under its lock, a cache line that then moves between cores on every call). A get that allocates
+    /// its value on the connection thread and hands it to the caller pays that on every call; a value
+    /// copied into memory the caller allocated is freed where it was allocated. See `Docs/SQLiteBackend.md`.
+    ///
+    /// `buffer` is consumed: the request must hold the only reference to it, or appending to it on
+    /// the connection's thread would copy it there (copy-on-write), which is what this avoids.
+    func perform<T: Sendable>(
+        _ kind: RequestKind,
+        buffer: consuming [UInt8],
+        _ body: @escaping @Sendable (SQLiteConnection, inout [UInt8]) throws -> T
+    ) async throws -> T {
+        if kind != .exclusive && isCurrentThread {
+            var buffer = consume buffer
+            return try performInline(kind) { try body($0, &buffer) }
+        }
+        return try await run(Request<T>(kind: kind, buffer: consume buffer, body: body))
+    }
+
+    /// Hands `request` over (mailbox) or queues it, and returns its result (see ``perform(_:_:)``).
+    @inline(__always)
+    private func run<T: Sendable>(_ request: Request<T>) async throws -> T {
+        let kind = request.kind
         if kind != .exclusive && callerSpinNanoseconds > 0 && handOff(request) {
-            if request.waitBriefly(nanoseconds: callerSpinNanoseconds) { return try request.takeResult() }
+            if request.waitBriefly(nanoseconds: callerSpinNanoseconds, thread: self) { return try request.takeResult() }
             // The answer takes longer: suspend until the thread resumes the caller.
             return try await withTaskCancellationHandler {
                 try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<T, any Error>) in
@@ -443,6 +490,23 @@ final class ConnectionThread: TaskExecutor, @unchecked Sendable {
     /// Polls the queue and the mailbox for up to the configured spin time before the thread goes to
     /// sleep; returns a request handed over through the mailbox, if one came.
     private func spin() -> AnyRequest? {
+        // On the lone caller's processor, the caller cannot make its next request while this spins.
+        let processor = Int(csqlite_current_cpu())
+        if threadProcessor.load(ordering: .relaxed) != processor { threadProcessor.store(processor, ordering: .relaxed) }
+        var yielding = processor >= 0 && processor == callerProcessor.load(ordering: .relaxed)
+        if yielding {
+            // Sharing a processor, the two threads take turns (each yields to the other), and since
+            // neither ever sleeps the scheduler has no reason to move one to another processor that
+            // has become idle. Now and then this thread sleeps instead: the caller's next request
+            // then wakes it, and the kernel places a woken thread on an idle processor if there is one.
+            sharedProcessorTurns += 1
+            if sharedProcessorTurns >= Self.sharedProcessorTurnsBeforeSleep {
+                sharedProcessorTurns = 0
+                return nil
+            }
+        } else {
+            sharedProcessorTurns = 0
+        }
         mailbox.store(Self.mailboxListening, ordering: .relaxed)
         var start = timespec()
         clock_gettime(CLOCK_MONOTONIC, &start)
@@ -450,13 +514,20 @@ final class ConnectionThread: TaskExecutor, @unchecked Sendable {
         while true {
             if mailbox.load(ordering: .relaxed) != Self.mailboxListening { break }
             if queued.load(ordering: .relaxed) != 0 || stopRequested.load(ordering: .relaxed) { break }
-            csqlite_cpu_relax()
+            if yielding {
+                // Past the pure spin, or on the caller's processor: give the processor to any thread
+                // waiting for it (often the very caller this thread waits for).
+                sched_yield()
+            } else {
+                csqlite_cpu_relax()
+            }
             iterations += 1
-            if iterations & 63 == 0 {
+            if yielding || iterations & 63 == 0 {
                 var now = timespec()
                 clock_gettime(CLOCK_MONOTONIC, &now)
                 let elapsed = Int64(now.tv_sec - start.tv_sec) * 1_000_000_000 + Int64(now.tv_nsec - start.tv_nsec)
                 if elapsed >= spinNanoseconds { break }
+                yielding = yielding || elapsed >= Self.pureSpinNanoseconds
             }
         }
         // Close the mailbox; if a caller got in first, take its request.
@@ -670,6 +741,8 @@ final class Request<T: Sendable>: AnyRequest, @unchecked Sendable {
     /// Set (with the mutex held) when the caller suspends; resumed exactly once.
     var continuation: UnsafeContinuation<T, any Error>?
     private var result: Result<T, any Error>?
+    /// Memory the caller allocated for the body to fill (empty for most requests).
+    private var buffer: [UInt8] = []
 
     init(kind: RequestKind, body: @escaping @Sendable (SQLiteConnection) throws -> T) {
         super.init(kind: kind)
@@ -679,6 +752,21 @@ final class Request<T: Sendable>: AnyRequest, @unchecked Sendable {
         work = { [unowned(unsafe) self] connection in
             do {
                 self.result = .success(try body(connection))
+            } catch {
+                self.result = .failure(error)
+            }
+        }
+    }
+
+    /// A request whose body fills `buffer`, memory the caller allocated (see
+    /// ``ConnectionThread/perform(_:buffer:_:)``). The request owns the buffer until the body runs.
+    init(kind: RequestKind, buffer: [UInt8], body: @escaping @Sendable (SQLiteConnection, inout [UInt8]) throws -> T) {
+        self.buffer = buffer
+        super.init(kind: kind)
+        // `unowned(unsafe)`: as above.
+        work = { [unowned(unsafe) self] connection in
+            do {
+                self.result = .success(try body(connection, &self.buffer))
             } catch {
                 self.result = .failure(error)
             }
@@ -706,18 +794,29 @@ final class Request<T: Sendable>: AnyRequest, @unchecked Sendable {
     }
 
     /// Polls ``AnyRequest/completed`` for up to `nanoseconds`; whether the request finished.
-    func waitBriefly(nanoseconds: Int64) -> Bool {
+    func waitBriefly(nanoseconds: Int64, thread: ConnectionThread) -> Bool {
         var start = timespec()
         clock_gettime(CLOCK_MONOTONIC, &start)
         var iterations = 0
+        // On the connection thread's processor, the answer cannot come while this spins.
+        let processor = Int(csqlite_current_cpu())
+        if thread.callerProcessor.load(ordering: .relaxed) != processor { thread.callerProcessor.store(processor, ordering: .relaxed) }
+        var yielding = processor >= 0 && processor == thread.threadProcessor.load(ordering: .relaxed)
         while !completed.load(ordering: .acquiring) {
-            csqlite_cpu_relax()
+            if yielding {
+                // See ConnectionThread.pureSpinNanoseconds: the connection thread may be waiting for
+                // this very processor.
+                sched_yield()
+            } else {
+                csqlite_cpu_relax()
+            }
             iterations += 1
-            if iterations & 31 == 0 {
+            if yielding || iterations & 31 == 0 {
                 var now = timespec()
                 clock_gettime(CLOCK_MONOTONIC, &now)
                 let elapsed = Int64(now.tv_sec - start.tv_sec) * 1_000_000_000 + Int64(now.tv_nsec - start.tv_nsec)
                 if elapsed >= nanoseconds { return completed.load(ordering: .acquiring) }
+                yielding = yielding || elapsed >= ConnectionThread.pureSpinNanoseconds
             }
         }
         return true

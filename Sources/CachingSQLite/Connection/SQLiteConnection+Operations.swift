@@ -6,6 +6,14 @@ import Caching
 extension SQLiteConnection {
     /// The live entry at `key`, or `nil`.
     func get(_ key: String) throws -> CacheEntry? {
+        var none: [UInt8] = []
+        return try get(key, into: &none)
+    }
+
+    /// The live entry at `key`, or `nil`; its value is copied into `buffer` (moved into the entry,
+    /// leaving `buffer` empty) when it fits in the buffer's capacity, else into a new array.
+    /// `buffer` must be empty and uniquely referenced.
+    func get(_ key: String, into buffer: inout [UInt8]) throws -> CacheEntry? {
         let statement = try statement(.get)
         defer { finish(statement) }
         return try withKeyBytes(key) { keyBytes -> CacheEntry? in
@@ -16,7 +24,8 @@ extension SQLiteConnection {
             let now = WallClock.nowMilliseconds()
             let expiresAt = optionalInt64(statement, 1)
             if let expiresAt, expiresAt <= now { return nil }
-            let value = bytes(statement, 0)
+            let value = bytes(statement, 0, into: &buffer)
+            store.noteValueSize(value.count)
             if store.tracksAccess, now &- sqlite3_column_int64(statement, 2) >= store.accessResolution {
                 store.recordAccess(keyBytes, at: now)
             }

@@ -352,6 +352,26 @@ final class SQLiteConnection {
         }
     }
 
+    /// A copy of blob column `column` of the current row, in `buffer`'s storage when it fits there
+    /// (the array is moved out of `buffer`, which is left empty), else in a new array. `buffer` must be
+    /// empty and uniquely referenced, so appending to it never reallocates or copies.
+    @inline(__always)
+    func bytes(_ statement: OpaquePointer, _ column: Int32, into buffer: inout [UInt8]) -> [UInt8] {
+        let pointer = sqlite3_column_blob(statement, column)
+        let count = Int(sqlite3_column_bytes(statement, column))
+        guard count > 0, let pointer else { return [] }
+        guard buffer.isEmpty && count <= buffer.capacity else {
+            return [UInt8](unsafeUninitializedCapacity: count) { target, initialized in
+                if let base = target.baseAddress { memcpy(base, pointer, count) }
+                initialized = count
+            }
+        }
+        buffer.append(contentsOf: UnsafeRawBufferPointer(start: pointer, count: count))
+        var value: [UInt8] = []
+        swap(&value, &buffer)
+        return value
+    }
+
     /// Integer column `column` of the current row, or `nil` for NULL.
     @inline(__always)
     func optionalInt64(_ statement: OpaquePointer, _ column: Int32) -> Int64? {
