@@ -104,27 +104,14 @@ final class RedisConnection: @unchecked Sendable {
             _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
         }
         wakePipe = (fds[0], fds[1])
-        let box = Unmanaged.passRetained(self).toOpaque()
-        #if canImport(Darwin)
-        var tid: pthread_t?
-        #else
-        var tid = pthread_t()
-        #endif
-        let rc = pthread_create(&tid, nil, { raw in
-            #if canImport(Darwin)
-            let connection = Unmanaged<RedisConnection>.fromOpaque(raw).takeRetainedValue()
-            #else
-            guard let raw else { return nil }
-            let connection = Unmanaged<RedisConnection>.fromOpaque(raw).takeRetainedValue()
-            #endif
-            connection.threadMain()
-            return nil
-        }, box)
-        guard rc == 0 else {
-            Unmanaged<RedisConnection>.fromOpaque(box).release()
+        let tid: pthread_t
+        switch OSThread.start({ self.threadMain() }) {
+        case .success(let started):
+            tid = started
+        case .failure(let error):
             closeDescriptor(fds[0])
             closeDescriptor(fds[1])
-            throw CacheError(.internalError, "cannot start a thread for Redis connection \(id) (pthread_create returned \(rc))")
+            throw CacheError(.internalError, "cannot start a thread for Redis connection \(id) (pthread_create returned \(error.code))")
         }
         pthread_mutex_lock(mutex)
         thread = tid

@@ -124,28 +124,14 @@ private final class WorkerState: @unchecked Sendable {
     }
 
     func start(name: String) {
-        let context = Unmanaged.passRetained(ThreadContext(state: self, name: name)).toOpaque()
-        #if canImport(Darwin)
-        var tid: pthread_t?
-        #else
-        var tid = pthread_t()
-        #endif
-        let rc = pthread_create(&tid, nil, { raw in
-            #if canImport(Darwin)
-            let context = Unmanaged<ThreadContext>.fromOpaque(raw).takeRetainedValue()
-            #else
-            guard let raw else { return nil }
-            let context = Unmanaged<ThreadContext>.fromOpaque(raw).takeRetainedValue()
-            #endif
-            context.run()
-            return nil
-        }, context)
+        let context = ThreadContext(state: self, name: name)
+        let started = OSThread.start { context.run() }
         pthread_mutex_lock(mutex)
-        if rc == 0 {
+        switch started {
+        case .success(let tid):
             thread = tid
-        } else {
+        case .failure:
             // No thread: every job will be refused with `closed`.
-            Unmanaged<ThreadContext>.fromOpaque(context).release()
             stopping = true
         }
         pthread_mutex_unlock(mutex)

@@ -273,28 +273,13 @@ private final class RequestQueue: @unchecked Sendable {
 
     func start(name: String) {
         self.name = name
-        let box = Unmanaged.passRetained(self).toOpaque()
-        #if canImport(Darwin)
-        var tid: pthread_t?
-        #else
-        var tid = pthread_t()
-        #endif
-        let rc = pthread_create(&tid, nil, { raw in
-            #if canImport(Darwin)
-            let queue = Unmanaged<RequestQueue>.fromOpaque(raw).takeRetainedValue()
-            #else
-            guard let raw else { return nil }
-            let queue = Unmanaged<RequestQueue>.fromOpaque(raw).takeRetainedValue()
-            #endif
-            queue.loop()
-            return nil
-        }, box)
+        let started = OSThread.start { self.loop() }
         pthread_mutex_lock(mutex)
-        if rc == 0 {
+        switch started {
+        case .success(let tid):
             thread = tid
             running = true
-        } else {
-            Unmanaged<RequestQueue>.fromOpaque(box).release()
+        case .failure:
             stopping = true
             context = nil
         }

@@ -81,29 +81,14 @@ final class MemcachedExecutorThread: TaskExecutor, @unchecked Sendable {
     }
 
     private func start() {
-        let box = Unmanaged.passRetained(self).toOpaque()
-        #if canImport(Darwin)
-        var tid: pthread_t?
-        #else
-        var tid = pthread_t()
-        #endif
-        let rc = pthread_create(&tid, nil, { raw in
-            #if canImport(Darwin)
-            let executor = Unmanaged<MemcachedExecutorThread>.fromOpaque(raw).takeRetainedValue()
-            #else
-            guard let raw else { return nil }
-            let executor = Unmanaged<MemcachedExecutorThread>.fromOpaque(raw).takeRetainedValue()
-            #endif
-            executor.loop()
-            return nil
-        }, box)
+        let started = OSThread.start { self.loop() }
         pthread_mutex_lock(mutex)
-        if rc == 0 {
+        switch started {
+        case .success(let tid):
             thread = tid
             running = true
-        } else {
+        case .failure:
             // No thread: every job goes to the global executor, and backend calls take the pool.
-            Unmanaged<MemcachedExecutorThread>.fromOpaque(box).release()
             stopping = true
         }
         pthread_mutex_unlock(mutex)

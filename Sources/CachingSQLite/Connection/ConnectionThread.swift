@@ -146,31 +146,11 @@ final class ConnectionThread: TaskExecutor, @unchecked Sendable {
         let thread = ConnectionThread(name: name, isWriter: isWriter, spin: spin)
         try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<Void, any Error>) in
             let context = ThreadStart(thread: thread, open: open, ready: continuation)
-            let unmanaged = Unmanaged.passRetained(context)
-            #if canImport(Darwin)
-            var tid: pthread_t?
-            #else
-            var tid = pthread_t()
-            #endif
-            let rc = pthread_create(&tid, nil, { raw in
-                #if canImport(Darwin)
-                let context = Unmanaged<ThreadStart>.fromOpaque(raw).takeRetainedValue()
-                #else
-                guard let raw else { return nil }
-                let context = Unmanaged<ThreadStart>.fromOpaque(raw).takeRetainedValue()
-                #endif
-                context.thread.threadMain(context)
-                return nil
-            }, unmanaged.toOpaque())
-            if rc == 0 {
-                #if canImport(Darwin)
-                if let tid { pthread_detach(tid) }
-                #else
+            switch OSThread.start({ context.thread.threadMain(context) }) {
+            case .success(let tid):
                 pthread_detach(tid)
-                #endif
-            } else {
-                unmanaged.release()
-                continuation.resume(throwing: CacheError(.internalError, "could not start the thread \(name) for SQLite (pthread_create: \(rc))"))
+            case .failure(let error):
+                continuation.resume(throwing: CacheError(.internalError, "could not start the thread \(name) for SQLite (pthread_create: \(error.code))"))
             }
         }
         return thread
