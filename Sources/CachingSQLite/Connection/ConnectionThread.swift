@@ -209,7 +209,7 @@ final class ConnectionThread: TaskExecutor, @unchecked Sendable {
     ///
     /// - Throws: what `body` throws; `.cancelled` if the task is cancelled before the request starts
     ///   (or, for `.exclusive` requests, while it runs); `.closed` once the thread is stopping.
-    func perform<T: Sendable>(
+    nonisolated(nonsending) func perform<T: Sendable>(
         _ kind: RequestKind,
         _ body: @escaping @Sendable (SQLiteConnection) throws -> T
     ) async throws -> T {
@@ -231,7 +231,7 @@ final class ConnectionThread: TaskExecutor, @unchecked Sendable {
     ///
     /// `buffer` is consumed: the request must hold the only reference to it, or appending to it on
     /// the connection's thread would copy it there (copy-on-write), which is what this avoids.
-    func perform<T: Sendable>(
+    nonisolated(nonsending) func perform<T: Sendable>(
         _ kind: RequestKind,
         buffer: consuming [UInt8],
         _ body: @escaping @Sendable (SQLiteConnection, inout [UInt8]) throws -> T
@@ -245,7 +245,7 @@ final class ConnectionThread: TaskExecutor, @unchecked Sendable {
 
     /// Hands `request` over (mailbox) or queues it, and returns its result (see ``perform(_:_:)``).
     @inline(__always)
-    private func run<T: Sendable>(_ request: Request<T>) async throws -> T {
+    nonisolated(nonsending) private func run<T: Sendable>(_ request: Request<T>) async throws -> T {
         let kind = request.kind
         if kind != .exclusive && callerSpinNanoseconds > 0 && handOff(request) {
             if request.waitBriefly(nanoseconds: callerSpinNanoseconds, thread: self) { return try request.takeResult() }
