@@ -257,7 +257,7 @@ final class RedisConnection: @unchecked Sendable {
         let toJoin = joinable ? thread : nil
         joinable = false
         pthread_mutex_unlock(mutex)
-        if let toJoin { pthread_join(toJoin, nil) }
+        if let toJoin { OSThread.end(toJoin, join: true) }
     }
 
     /// Asks the thread to stop without waiting (used when the backend is released unclosed).
@@ -268,7 +268,7 @@ final class RedisConnection: @unchecked Sendable {
         let toDetach = joinable ? thread : nil
         joinable = false
         pthread_mutex_unlock(mutex)
-        if let toDetach { pthread_detach(toDetach) }
+        if let toDetach { OSThread.end(toDetach, join: false) }
     }
 
     // MARK: The thread

@@ -155,12 +155,8 @@ private final class WorkerState: @unchecked Sendable {
         let toJoin = thread
         thread = nil
         pthread_mutex_unlock(mutex)
-        guard let toJoin else { return }
-        if pthread_equal(toJoin, pthread_self()) != 0 {
-            pthread_detach(toJoin)   // the last reference went away inside a job: the loop ends by itself
-        } else {
-            pthread_join(toJoin, nil)
-        }
+        // Detached instead when the last reference went away inside a job: the loop ends by itself.
+        if let toJoin { OSThread.end(toJoin, join: true) }
     }
 
     /// The thread's loop: take every queued job, run them in order, repeat.

@@ -57,6 +57,18 @@ package enum OSThread {
         return .success(tid)
     }
 
+    /// Ends the caller's ownership of `thread`: joins it (waits for it to return) when `join` is
+    /// true and it is not the calling thread, which would wait for itself; detaches it otherwise,
+    /// so that it is reaped when it returns. Call it once per thread, off the cooperative pool
+    /// when joining.
+    package static func end(_ thread: pthread_t, join: Bool) {
+        if join && pthread_equal(thread, pthread_self()) == 0 {
+            pthread_join(thread, nil)
+        } else {
+            pthread_detach(thread)
+        }
+    }
+
     /// The closure, as an object whose reference passes through `pthread_create`'s pointer.
     private final class Body: Sendable {
         let run: @Sendable () -> Void

@@ -304,15 +304,11 @@ private final class RequestQueue: @unchecked Sendable {
         stopping = true
         pthread_cond_signal(cond)
         let current = thread
-        let toJoin = join && running && current.map { pthread_equal($0, pthread_self()) == 0 } == true ? current : nil
+        let joinable = join && running
         running = false
         thread = nil
         pthread_mutex_unlock(mutex)
-        if let toJoin {
-            pthread_join(toJoin, nil)
-        } else if let current {
-            pthread_detach(current)
-        }
+        if let current { OSThread.end(current, join: joinable) }
     }
 
     private func loop() {

@@ -174,15 +174,11 @@ final class MemcachedExecutorThread: TaskExecutor, @unchecked Sendable {
         stopping = true
         pthread_cond_signal(condition)
         let current = thread
-        let toJoin = join && running && !isCurrentThread ? current : nil
+        let joinable = join && running
         running = false
         thread = nil
         pthread_mutex_unlock(mutex)
-        if let toJoin {
-            pthread_join(toJoin, nil)
-        } else if let current {
-            pthread_detach(current)
-        }
+        if let current { OSThread.end(current, join: joinable) }
     }
 
     private func loop() {

@@ -148,7 +148,7 @@ final class ConnectionThread: TaskExecutor, @unchecked Sendable {
             let context = ThreadStart(thread: thread, open: open, ready: continuation)
             switch OSThread.start({ context.thread.threadMain(context) }) {
             case .success(let tid):
-                pthread_detach(tid)
+                OSThread.end(tid, join: false)
             case .failure(let error):
                 continuation.resume(throwing: CacheError(.internalError, "could not start the thread \(name) for SQLite (pthread_create: \(error.code))"))
             }
