@@ -92,7 +92,7 @@ public final class MemcachedBackend: CacheBackend {
             var serverConnections: [MemcachedConnection] = []
             for number in 0..<configuration.connectionsPerServer {
                 let handle = try MemcachedHandle(server: server, configuration: configuration)
-                let reader = MemcachedTextReader(server: server, configuration: configuration)
+                let reader = MemcachedTextReader(server: server, configuration: configuration, spinSlots: .shared, polledReads: polledReads)
                 serverConnections.append(MemcachedConnection(
                     state: state, handle: handle, reader: reader, configuration: configuration, name: "memcached-\(index)-\(number)"
                 ))
@@ -149,6 +149,10 @@ public final class MemcachedBackend: CacheBackend {
             return executorThread.storeIfNil(made)
         }
     }
+
+    /// Reads of the pool connections that polled their socket for the reply
+    /// (``Configuration/replySpin``), for tests and diagnostics.
+    let polledReads = PolledReads()
 
     /// Backend calls run inline on the ``taskExecutor`` thread so far (for tests and diagnostics).
     var inlineCalls: Int { executorThread.load()?.inlineCalls.load(ordering: .relaxed) ?? 0 }

@@ -66,7 +66,7 @@ struct MemcachedTextReaderTests {
     static func reader(port: Int) -> MemcachedTextReader {
         var configuration = MemcachedBackend.Configuration(servers: [MemcachedServer(host: "127.0.0.1", port: port)])
         configuration.ioTimeout = .seconds(2)
-        return MemcachedTextReader(server: configuration.servers[0], configuration: configuration)
+        return MemcachedTextReader(server: configuration.servers[0], configuration: configuration, spinSlots: nil)
     }
 
     static func keys(_ names: String...) -> [MemcachedKey] { names.map { MemcachedKey(Array($0.utf8)) } }

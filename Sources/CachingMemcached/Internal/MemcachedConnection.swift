@@ -163,6 +163,57 @@ final class RequestToken: Sendable {
     var isFinished: Bool { finished.load(ordering: .acquiring) }
 }
 
+/// The process-wide limit on connection threads polling their socket for a reply at once
+/// (``MemcachedBackend/Configuration/replySpin``).
+///
+/// Each poller keeps a core busy for up to its budget. One sequential caller needs only one; many
+/// lone requests on many connections at once (several callers, several backends) would otherwise
+/// keep as many cores busy, taking them from the server on the same host and from the callers'
+/// own work. A reader that finds every slot taken sleeps in `poll` at once, as without polling.
+/// The limit is a quarter of the processors this process may run on, at least one.
+final class ReplySpinSlots: Sendable {
+    /// The slots of every pool connection in the process.
+    static let shared = ReplySpinSlots(limit: max(1, ReplySpinSlots.usableProcessors() / 4))
+
+    let limit: Int
+    private let inUse = Atomic<Int>(0)
+
+    init(limit: Int) {
+        self.limit = max(1, limit)
+    }
+
+    /// Slots taken now (for tests).
+    var taken: Int { inUse.load(ordering: .relaxed) }
+
+    /// Takes a slot; false when all are taken. A `true` must be paired with ``release()``.
+    func acquire() -> Bool {
+        var current = inUse.load(ordering: .relaxed)
+        while current < limit {
+            let (exchanged, original) = inUse.compareExchange(
+                expected: current, desired: current + 1, ordering: .acquiring)
+            if exchanged { return true }
+            current = original
+        }
+        return false
+    }
+
+    /// Gives back a slot taken with ``acquire()``.
+    func release() {
+        inUse.subtract(1, ordering: .releasing)
+    }
+
+    /// The processors this process may run on (its affinity mask), or the online count.
+    static func usableProcessors() -> Int {
+        let usable = Int(clibmemcached_usable_cpus())
+        return usable > 0 ? usable : max(1, sysconf(Int32(_SC_NPROCESSORS_ONLN)))
+    }
+}
+
+/// A count of reads that polled their socket for the reply, shared by a backend's pool readers.
+final class PolledReads: Sendable {
+    let count = Atomic<Int>(0)
+}
+
 /// How long a caller waits for its reply on its own thread before suspending (see
 /// ``MemcachedBackend/Configuration/replyWait``); also how long a text-protocol reader polls its
 /// socket for a reply before it sleeps (``MemcachedBackend/Configuration/replySpin``).

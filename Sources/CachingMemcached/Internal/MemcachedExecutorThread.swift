@@ -138,7 +138,7 @@ final class MemcachedExecutorThread: TaskExecutor, @unchecked Sendable {
         if let context = contexts[server] { return context }
         let state = states[server]
         let handle = try MemcachedHandle(server: state.server, configuration: configuration)
-        let reader = MemcachedTextReader(server: state.server, configuration: configuration)
+        let reader = MemcachedTextReader(server: state.server, configuration: configuration, spinSlots: nil)
         let context = ConnectionContext(handle: handle, reader: reader, state: state, generationCacheTTL: configuration.generationCacheTTL)
         contexts[server] = context
         return context

@@ -32,6 +32,11 @@ final class MemcachedTextReader: MemcachedLink {
     /// How long to poll the socket for a reply before sleeping in `poll`
     /// (``MemcachedBackend/Configuration/replySpin``), and whether replies are fast enough for it.
     private let replySpin: ReplyWait
+    /// The limit on readers polling at once (``ReplySpinSlots``); `nil`: none.
+    private let spinSlots: ReplySpinSlots?
+    /// Counts the reads that polled for their reply (shared by a backend's readers, for tests
+    /// and diagnostics).
+    private let polledReads: PolledReads?
     /// Whether the next reads may poll for their reply (set by the connection thread: only for a
     /// request that is alone on its connection; always true on the `taskExecutor` thread).
     var mayPollForReply = true
@@ -57,11 +62,24 @@ final class MemcachedTextReader: MemcachedLink {
     /// The initial receive buffer; it grows to hold the largest value read.
     private static let initialCapacity = 64 * 1024
 
-    init(server: MemcachedServer, configuration: MemcachedBackend.Configuration) {
+    /// Creates a reader for `server`.
+    /// - Parameters:
+    ///   - spinSlots: the limit on readers polling at once that this one counts against
+    ///   (the process-wide one for pool connections); `nil` polls without one (the
+    ///   `taskExecutor` thread, which runs one call at a time anyway).
+    ///   - polledReads: where to count the reads that polled.
+    init(
+        server: MemcachedServer,
+        configuration: MemcachedBackend.Configuration,
+        spinSlots: ReplySpinSlots?,
+        polledReads: PolledReads? = nil
+    ) {
         self.server = server
         connectTimeout = Int32(configuration.connectTimeout.libmemcachedMilliseconds)
         ioTimeout = Int32(configuration.ioTimeout.libmemcachedMilliseconds)
         replySpin = ReplyWait(budget: configuration.replySpin)
+        self.spinSlots = spinSlots
+        self.polledReads = polledReads
         capacity = Self.initialCapacity
         buffer = .allocate(capacity: capacity)
     }
@@ -357,13 +375,22 @@ final class MemcachedTextReader: MemcachedLink {
             }
         }
         let sentAt = replySpin.isEnabled ? Spin.now() : 0
-        if end == start, try !spinForReply(spin, sentAt: sentAt) {
-            // Nothing came while sending, and the reply cannot be there yet: wait for it before
-            // the first receive (which would otherwise fail with EAGAIN).
-            guard try wait(for: Int16(POLLIN), timeout: ioTimeout, what: "read") else {
-                throw failure(MEMCACHED_TIMEOUT, "no answer for \(ioTimeout) ms")
+        if end == start {
+            var replied = false
+            // A poller keeps its core busy: only as many at once as the slots allow.
+            if spin > 0, spinSlots?.acquire() ?? true {
+                defer { spinSlots?.release() }
+                polledReads?.count.add(1, ordering: .relaxed)
+                replied = try spinForReply(spin, sentAt: sentAt)
             }
-            try receiveMore()
+            if !replied {
+                // Nothing came while sending, and the reply cannot be there yet: wait for it
+                // before the first receive (which would otherwise fail with EAGAIN).
+                guard try wait(for: Int16(POLLIN), timeout: ioTimeout, what: "read") else {
+                    throw failure(MEMCACHED_TIMEOUT, "no answer for \(ioTimeout) ms")
+                }
+                try receiveMore()
+            }
         }
         if replySpin.isEnabled { replySpin.record(Spin.now() - sentAt) }
         while true {
