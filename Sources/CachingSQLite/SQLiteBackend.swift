@@ -190,7 +190,7 @@ public final class SQLiteBackend: CacheBackend {
         // freed: memory allocated on the connection's thread and freed on this one costs glibc a
         // locked trip back to the other thread's arena on every call. A task running on the
         // connection's thread (``taskExecutor``) allocates there anyway.
-        if thread.isCurrentThread { return try await thread.perform(.read) { try $0.get(key) } }
+        if thread.isCurrentThread { return try thread.readInline { try $0.get(key) } }
         return try await thread.perform(.read, buffer: store.valueBuffer()) { try $0.get(key, into: &$1) }
     }
 

@@ -157,29 +157,29 @@ struct DirectBackendClient: BenchClient {
     let values: [[UInt8]]
     let ttl: Duration?
 
-    func get(_ index: Int) async throws -> Bool {
+    nonisolated(nonsending) func get(_ index: Int) async throws -> Bool {
         try await backend.get(keys[index]) != nil
     }
 
-    func getMany(_ indices: [Int]) async throws -> Int {
+    nonisolated(nonsending) func getMany(_ indices: [Int]) async throws -> Int {
         var hits = 0
         for entry in try await backend.get(indices.map { keys[$0] }) where entry != nil { hits += 1 }
         return hits
     }
 
-    func set(_ index: Int, variant: Int) async throws {
+    nonisolated(nonsending) func set(_ index: Int, variant: Int) async throws {
         try await backend.set(keys[index], to: values[variant], ttl: ttl)
     }
 
-    func setMany(_ indices: [Int], variant: Int) async throws {
+    nonisolated(nonsending) func setMany(_ indices: [Int], variant: Int) async throws {
         try await backend.set(indices.map { (key: keys[$0], value: values[variant]) }, ttl: ttl)
     }
 
-    func delete(_ index: Int) async throws {
+    nonisolated(nonsending) func delete(_ index: Int) async throws {
         _ = try await backend.delete(keys[index])
     }
 
-    func deleteMany(_ indices: [Int]) async throws {
+    nonisolated(nonsending) func deleteMany(_ indices: [Int]) async throws {
         _ = try await backend.delete(indices.map { keys[$0] })
     }
 

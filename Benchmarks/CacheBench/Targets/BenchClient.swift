@@ -3,19 +3,23 @@ import Caching
 /// What the runner calls: the operations of a workload on one target, by key index.
 ///
 /// A client is made for one workload on one backend; it holds the keys and the values to write.
+///
+/// The calls are `nonisolated(nonsending)` (SE-0461): they run on the calling task's executor, as a
+/// user's own code calling ``CacheFront`` does, so the harness adds no executor switch (and no
+/// look-up of the task's executor preference) per call on top of the library's.
 protocol BenchClient: Sendable {
     /// Gets one key; returns whether it hit.
-    func get(_ index: Int) async throws -> Bool
+    nonisolated(nonsending) func get(_ index: Int) async throws -> Bool
     /// Gets several keys in one call; returns how many hit.
-    func getMany(_ indices: [Int]) async throws -> Int
+    nonisolated(nonsending) func getMany(_ indices: [Int]) async throws -> Int
     /// Sets one key to value variant `variant`.
-    func set(_ index: Int, variant: Int) async throws
+    nonisolated(nonsending) func set(_ index: Int, variant: Int) async throws
     /// Sets several keys in one call.
-    func setMany(_ indices: [Int], variant: Int) async throws
+    nonisolated(nonsending) func setMany(_ indices: [Int], variant: Int) async throws
     /// Deletes one key.
-    func delete(_ index: Int) async throws
+    nonisolated(nonsending) func delete(_ index: Int) async throws
     /// Deletes several keys in one call.
-    func deleteMany(_ indices: [Int]) async throws
+    nonisolated(nonsending) func deleteMany(_ indices: [Int]) async throws
     /// Writes every key once, so that gets hit.
     func preload(progress: @Sendable (Int) -> Void) async throws
     /// The executor the caller tasks prefer (SE-0417), or nil for the default (the global pool).
@@ -45,7 +49,7 @@ struct FrontClient<Value: Codable & Sendable>: BenchClient {
     // concrete type gets the specialized path, so the harness should measure that one.
     @_specialize(where Value == [UInt8])
     @_specialize(where Value == BenchRecord)
-    func get(_ index: Int) async throws -> Bool {
+    nonisolated(nonsending) func get(_ index: Int) async throws -> Bool {
         try await front.get(keys[index], as: Value.self) != nil
     }
 
@@ -53,7 +57,7 @@ struct FrontClient<Value: Codable & Sendable>: BenchClient {
     // metadata lookup and a dynamic cast per key (several µs per batch of 100).
     @_specialize(where Value == [UInt8])
     @_specialize(where Value == BenchRecord)
-    func getMany(_ indices: [Int]) async throws -> Int {
+    nonisolated(nonsending) func getMany(_ indices: [Int]) async throws -> Int {
         let found = try await front.get(indices.map { keys[$0] }, as: Value.self)
         var hits = 0
         for value in found where value != nil { hits += 1 }
@@ -62,11 +66,11 @@ struct FrontClient<Value: Codable & Sendable>: BenchClient {
 
     @_specialize(where Value == [UInt8])
     @_specialize(where Value == BenchRecord)
-    func set(_ index: Int, variant: Int) async throws {
+    nonisolated(nonsending) func set(_ index: Int, variant: Int) async throws {
         try await front.set(values[variant], forKey: keys[index], ttl: ttl)
     }
 
-    func setMany(_ indices: [Int], variant: Int) async throws {
+    nonisolated(nonsending) func setMany(_ indices: [Int], variant: Int) async throws {
         let value = values[variant]
         var items: [String: Value] = [:]
         items.reserveCapacity(indices.count)
@@ -74,11 +78,11 @@ struct FrontClient<Value: Codable & Sendable>: BenchClient {
         try await front.set(items, ttl: ttl)
     }
 
-    func delete(_ index: Int) async throws {
+    nonisolated(nonsending) func delete(_ index: Int) async throws {
         try await front.delete(keys[index])
     }
 
-    func deleteMany(_ indices: [Int]) async throws {
+    nonisolated(nonsending) func deleteMany(_ indices: [Int]) async throws {
         try await front.delete(indices.map { keys[$0] })
     }
 

@@ -167,6 +167,9 @@ final class ConnectionThread: TaskExecutor, @unchecked Sendable {
             start.ready.resume(throwing: error)
             return
         }
+        // Readers keep a read transaction open between lone gets while nothing is committed
+        // (`SQLiteConnection+HeldRead.swift`); the writer never does.
+        opened.allowsHeldReads = !isWriter
         lock()
         connection = opened
         unlock()
@@ -243,6 +246,14 @@ final class ConnectionThread: TaskExecutor, @unchecked Sendable {
         return try await run(Request<T>(kind: kind, buffer: consume buffer, body: body))
     }
 
+    /// Runs a `.read` `body` inline, for a caller that runs on this thread (``isCurrentThread``, see
+    /// ``perform(_:_:)``). The body does not escape, so nothing is allocated for it.
+    @inline(__always)
+    func readInline<T>(_ body: (SQLiteConnection) throws -> T) throws -> T {
+        assert(isCurrentThread, "readInline called off the connection's thread")
+        return try performInline(.read, body)
+    }
+
     /// Hands `request` over (mailbox) or queues it, and returns its result (see ``perform(_:_:)``).
     @inline(__always)
     nonisolated(nonsending) private func run<T: Sendable>(_ request: Request<T>) async throws -> T {
@@ -303,6 +314,7 @@ final class ConnectionThread: TaskExecutor, @unchecked Sendable {
         guard let connection, !stopRequested.load(ordering: .acquiring) else { throw CacheError.closed("sqlite") }
         if Task.isCancelled { throw CacheError.cancelled }
         inlineRequests.wrappingAdd(1, ordering: .relaxed)
+        connection.validateHeldRead()
         guard kind == .write && isWriter else { return try body(connection) }
         if connection.store.tracksAccess && connection.store.hasPendingAccesses {
             // Recording reads is best effort: a failure here must not fail the caller's write.
@@ -440,6 +452,10 @@ final class ConnectionThread: TaskExecutor, @unchecked Sendable {
                 lastBatchSize = 1
                 continue
             }
+            // Going idle or to a batch from the queue: a held read ends here, so an idle connection
+            // holds no read mark (a checkpoint that restarts the WAL never waits for it) and a batch
+            // opens its own transaction.
+            connection.endHeldRead()
             lock()
             while queue.isEmpty && jobs.isEmpty && !stopping {
                 sleeping = true
@@ -463,6 +479,8 @@ final class ConnectionThread: TaskExecutor, @unchecked Sendable {
             if !jobBatch.isEmpty {
                 for job in jobBatch { job.runSynchronously(on: executor) }
                 jobBatch.removeAll(keepingCapacity: true)
+                // The tasks' reads may have held one; the tasks may now do something else for long.
+                connection.endHeldRead()
             }
         }
     }
@@ -554,6 +572,7 @@ final class ConnectionThread: TaskExecutor, @unchecked Sendable {
         }
         request.state = .running
         unlock()
+        connection.validateHeldRead()
         let writes = request.kind == .write
         if writes && isWriter && connection.store.tracksAccess && connection.store.hasPendingAccesses {
             runInTransaction(CollectionOfOne(request), writes: true, connection)
@@ -576,6 +595,8 @@ final class ConnectionThread: TaskExecutor, @unchecked Sendable {
         request.state = .running
         connection.clearInterrupt()
         unlock()
+        // An exclusive request runs its own transactions (and rolls back what it leaves open).
+        connection.endHeldRead()
         request.execute(on: connection)
         // A body that threw mid-transaction has rolled back; this only guards against a bug leaving one open.
         connection.rollbackIfNeeded()
@@ -610,6 +631,8 @@ final class ConnectionThread: TaskExecutor, @unchecked Sendable {
     }
 
     private func runInTransaction<Group: Collection<AnyRequest>>(_ group: Group, writes: Bool, _ connection: SQLiteConnection) {
+        // Batches come after the thread ended any held read, but a transaction must not nest.
+        connection.endHeldRead()
         do {
             try connection.begin(immediate: writes)
         } catch {
@@ -700,15 +723,17 @@ class AnyRequest: @unchecked Sendable {
         completed.store(true, ordering: .releasing)
     }
 
-    /// Runs the body and keeps its result; set by ``Request``'s initializer, where the result type is
-    /// known, so the connection's thread runs specialized code rather than the generic class's
-    /// unspecialized methods (which look type metadata up at run time on every call).
-    fileprivate(set) final var work: (SQLiteConnection) -> Void = { _ in }
+    /// Runs the body of the request it is given (this one) and keeps its result; set by
+    /// ``Request``'s initializer, where the result type is known, so the connection's thread runs
+    /// specialized code rather than the generic class's unspecialized methods (which look type
+    /// metadata up at run time on every call). It captures nothing (the request comes as its
+    /// argument), so setting it allocates no closure context.
+    fileprivate(set) final var work: (AnyRequest, SQLiteConnection) -> Void = { _, _ in }
 
     /// Runs the body and keeps its result (does not resume the caller).
     @inline(__always)
     final func execute(on connection: SQLiteConnection) {
-        work(connection)
+        work(self, connection)
     }
     /// Replaces the result with a failure.
     func fail(_ error: any Error) {}
@@ -723,33 +748,39 @@ final class Request<T: Sendable>: AnyRequest, @unchecked Sendable {
     private var result: Result<T, any Error>?
     /// Memory the caller allocated for the body to fill (empty for most requests).
     private var buffer: [UInt8] = []
+    /// The body: one of the two forms, the other `nil`.
+    private let body: (@Sendable (SQLiteConnection) throws -> T)?
+    private let bufferBody: (@Sendable (SQLiteConnection, inout [UInt8]) throws -> T)?
 
     init(kind: RequestKind, body: @escaping @Sendable (SQLiteConnection) throws -> T) {
+        self.body = body
+        bufferBody = nil
         super.init(kind: kind)
-        // `unowned(unsafe)`: the closure is only called through this request (`execute`), by a thread
-        // that holds a strong reference to it, so the request is alive whenever it runs; a strong
-        // capture would make a cycle.
-        work = { [unowned(unsafe) self] connection in
-            do {
-                self.result = .success(try body(connection))
-            } catch {
-                self.result = .failure(error)
-            }
-        }
+        // `unsafeDowncast`: `work` is only ever called with the request it belongs to (`execute`).
+        work = { request, connection in unsafeDowncast(request, to: Request<T>.self).runBody(connection) }
     }
 
     /// A request whose body fills `buffer`, memory the caller allocated (see
     /// ``ConnectionThread/perform(_:buffer:_:)``). The request owns the buffer until the body runs.
     init(kind: RequestKind, buffer: [UInt8], body: @escaping @Sendable (SQLiteConnection, inout [UInt8]) throws -> T) {
         self.buffer = buffer
+        self.body = nil
+        bufferBody = body
         super.init(kind: kind)
-        // `unowned(unsafe)`: as above.
-        work = { [unowned(unsafe) self] connection in
-            do {
-                self.result = .success(try body(connection, &self.buffer))
-            } catch {
-                self.result = .failure(error)
+        work = { request, connection in unsafeDowncast(request, to: Request<T>.self).runBody(connection) }
+    }
+
+    /// Runs whichever body the request has and keeps its result.
+    @inline(__always)
+    private func runBody(_ connection: SQLiteConnection) {
+        do {
+            if let bufferBody {
+                result = .success(try bufferBody(connection, &buffer))
+            } else if let body {
+                result = .success(try body(connection))
             }
+        } catch {
+            result = .failure(error)
         }
     }
 

@@ -13,14 +13,24 @@ extension SQLiteConnection {
     /// The live entry at `key`, or `nil`; its value is copied into `buffer` (moved into the entry,
     /// leaving `buffer` empty) when it fits in the buffer's capacity, else into a new array.
     /// `buffer` must be empty and uniquely referenced.
+    ///
+    /// A lone get on a reader connection runs in a held read (see `SQLiteConnection+HeldRead.swift`).
     func get(_ key: String, into buffer: inout [UInt8]) throws -> CacheEntry? {
         let statement = try statement(.get)
+        var failed = false
+        // Declared first, so it runs after the statement is reset.
+        defer { if failed { endHeldRead() } }
         defer { finish(statement) }
+        beginHeldReadIfPossible()
         return try withKeyBytes(key) { keyBytes -> CacheEntry? in
             bind(statement, 1, keyBytes)
             let rc = sqlite3_step(statement)
+            if walIndex == nil { findWALIndexIfNeeded() }
             if rc == SQLITE_DONE { return nil }
-            guard rc == SQLITE_ROW else { throw error(rc, "reading from") }
+            guard rc == SQLITE_ROW else {
+                failed = true
+                throw error(rc, "reading from")
+            }
             let now = WallClock.nowMilliseconds()
             let expiresAt = optionalInt64(statement, 1)
             if let expiresAt, expiresAt <= now { return nil }

@@ -30,6 +30,21 @@ final class SQLiteConnection {
     /// forgets an interrupt once no statement is active).
     private let interruptRequested = Atomic<Bool>(false)
 
+    // Held reads (see `SQLiteConnection+HeldRead.swift`); only this connection's thread uses these.
+    /// Whether this connection may keep a read transaction open between requests (reader
+    /// connections of a WAL database); set by its thread after opening.
+    var allowsHeldReads = false
+    /// The wal-index in shared memory, once found; `nil` before the first read or without one.
+    var walIndex: UnsafeRawPointer?
+    /// Set once looking for the wal-index failed (no WAL): never look again.
+    var walIndexUnavailable = false
+    /// Whether a held read transaction is open now.
+    var holdsRead = false
+    /// The wal-index header when the held read began.
+    var heldHeader: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0, 0)
+    /// Requests served in the held read so far.
+    var heldRequests = 0
+
     private init(handle: OpaquePointer, displayName: String, store: StoreContext) {
         self.handle = handle
         self.displayName = displayName
@@ -118,6 +133,7 @@ final class SQLiteConnection {
     /// Finalizes every statement and closes the handle. Idempotent.
     func close() {
         guard !isClosed else { return }
+        endHeldRead()
         isClosed = true
         for index in statements.indices {
             if let statement = statements[index] { sqlite3_finalize(statement) }

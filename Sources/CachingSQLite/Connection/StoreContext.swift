@@ -24,6 +24,11 @@ final class StoreContext: Sendable {
     /// the connection's thread (the cross-thread free matters little next to copying them).
     static let largestPreallocatedValue = 4096
 
+    /// Held reads begun, and requests that found their connection's held read still current
+    /// (`SQLiteConnection+HeldRead.swift`); for tests and diagnostics.
+    let heldReadsBegun = Atomic<Int>(0)
+    let heldReadsKept = Atomic<Int>(0)
+
     init(location: SQLiteBackend.Location, configuration: SQLiteBackend.Configuration) {
         self.location = location
         self.configuration = configuration

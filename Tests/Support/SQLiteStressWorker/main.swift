@@ -4,6 +4,9 @@
 //       COUNT rounds on the store at PATH: set its own key, increment a shared counter, try to `add`
 //       a key that every worker contends for, read back its own earlier keys and the other workers'.
 //       Prints "ok adds=N" and exits 0, or prints the first error and exits 1.
+//   SQLiteStressWorker set PATH KEY VALUE
+//       Stores VALUE (UTF-8) at KEY in the store at PATH, closes it, prints "ok" and exits 0: a write
+//       from another process, for the tests that check a reader sees it at once.
 //   SQLiteStressWorker open-as-nobody PATH
 //       Drops root privileges (uid/gid 65534), opens PATH, and prints "code=CODE message" of the
 //       CacheError it gets (exit 0), or "opened" (exit 2). Lets a test running as root check the
@@ -23,7 +26,7 @@ func fail(_ message: String) -> Never {
 }
 
 let arguments = CommandLine.arguments
-guard arguments.count >= 3 else { fail("usage: SQLiteStressWorker stress PATH WORKER COUNT | open-as-nobody PATH") }
+guard arguments.count >= 3 else { fail("usage: SQLiteStressWorker stress PATH WORKER COUNT | set PATH KEY VALUE | open-as-nobody PATH") }
 
 switch arguments[1] {
 case "stress":
@@ -54,6 +57,18 @@ case "stress":
         exit(0)
     } catch {
         fail("worker \(worker): \(error)")
+    }
+
+case "set":
+    guard arguments.count == 5 else { fail("usage: SQLiteStressWorker set PATH KEY VALUE") }
+    do {
+        let backend = try await SQLiteBackend(path: arguments[2])
+        try await backend.set(arguments[3], to: Array(arguments[4].utf8), ttl: nil)
+        try await backend.close()
+        print("ok")
+        exit(0)
+    } catch {
+        fail("set: \(error)")
     }
 
 case "open-as-nobody":
