@@ -84,6 +84,13 @@ static inline int csqlite_wal_header_unchanged(const volatile void *wal_index, c
     return same;
 }
 
+/// The number of valid frames in the WAL (`mxFrame`, at byte 16 of the header) in a header copy.
+static inline unsigned int csqlite_wal_header_frames(const unsigned long long *header) {
+    unsigned int frames;
+    __builtin_memcpy(&frames, (const unsigned char *)header + 16, sizeof frames);
+    return frames;
+}
+
 /// The wal-index format version in a header copy (3007000 for every SQLite since 3.7.0).
 static inline unsigned int csqlite_wal_header_version(const unsigned long long *header) {
     unsigned int version;

@@ -1,4 +1,5 @@
 import Caching
+import Foundation
 import Synchronization
 import Testing
 
@@ -191,4 +192,32 @@ private final class RaceState: Sendable {
     let published = Atomic<Int>(-1)
     /// Set when the writer (or the test) is done.
     let done = Atomic<Bool>(false)
+}
+
+/// The WAL stays bounded under a lone caller that alternates writes and reads, the pattern where a
+/// reader holds a snapshot across each commit (and so across the checkpoint that follows it).
+@Suite struct SQLiteHeldReadWALTests {
+    @Test func alternatingWritesAndReadsKeepTheWALBounded() async throws {
+        try await heavyTests.run {
+            try await withFileBackend { backend, directory async throws in
+                var largest = 0
+                for i in 0..<8_000 {
+                    // A new value every time: a write of the same bytes commits no frame.
+                    let value = Array(String(repeating: "\(i)-", count: 20).utf8.prefix(100))
+                    try await backend.set("k\(i % 500)", to: value, ttl: nil)
+                    #expect(try await backend.get("k\(i % 500)")?.value == value)
+                    if i % 500 == 499 {
+                        let size = (try? FileManager.default.attributesOfItem(atPath: directory.file() + "-wal")[.size] as? Int) ?? 0
+                        largest = max(largest, size)
+                    }
+                }
+                // SQLite checkpoints at 1,000 pages of WAL and starts it over once a checkpoint
+                // copied every frame; the held reads pause past 2,000 frames so that one can. 4 KiB
+                // pages: 3,000 frames is about 12 MB; never restarting would pass 30 MB here.
+                #expect(largest < 3_000 * 4_120, "the WAL reached \(largest) bytes")
+                #expect(largest > 0)
+                print("alternating writes and reads: largest WAL \(largest) bytes, held reads \(SQLiteHeldReadTests.counts(backend))")
+            }
+        }
+    }
 }

@@ -14,7 +14,8 @@ import CSQLite
 /// ends the transaction first, so a read never returns older data than a fresh transaction would:
 /// reads stay linearizable, and a process sees every write that completed before its read began.
 ///
-/// What bounds a held read: it ends when the header changes, after ``heldReadLimit`` requests,
+/// What bounds a held read: none begins while the WAL is long (``heldReadMaximumWALFrames``); it
+/// ends when the header changes, after ``heldReadLimit`` requests,
 /// when the connection's thread goes idle (before it sleeps, and after each run of jobs of tasks
 /// that prefer it), on any error, and on close. While it is open it only holds a WAL read mark, as
 /// any reader does: writers go on, checkpoints copy every frame it can see (it sees them all until
@@ -26,6 +27,15 @@ import CSQLite
 extension SQLiteConnection {
     /// The most requests one held read serves before it is ended and begun again.
     static let heldReadLimit = 256
+
+    /// No held read begins while the WAL holds this many frames or more.
+    ///
+    /// A held read keeps its snapshot's read mark through the next commit, and so through the
+    /// checkpoint SQLite runs after that commit once the WAL passes 1,000 pages: the checkpoint
+    /// then cannot copy that commit's frames, and SQLite starts the WAL over only after a
+    /// checkpoint copied them all. Past this length, reads stop holding until the WAL starts over,
+    /// which bounds it at about twice SQLite's checkpoint threshold whatever the timing.
+    static let heldReadMaximumWALFrames: UInt32 = 2_000
 
     /// Ends the held read if something was committed since it began (or its budget is spent); call
     /// at the start of every request on this connection, before any statement runs.
@@ -51,7 +61,12 @@ extension SQLiteConnection {
         let agrees = withUnsafeMutableBytes(of: &heldHeader) { bytes in
             csqlite_wal_header_read(walIndex, bytes.baseAddress?.assumingMemoryBound(to: UInt64.self))
         }
-        guard agrees != 0, (try? begin(immediate: false)) != nil else { return }
+        guard agrees != 0 else { return }
+        // A long WAL: let the next checkpoint copy every frame, so the WAL can start over.
+        let frames = withUnsafeBytes(of: &heldHeader) { bytes in
+            csqlite_wal_header_frames(bytes.baseAddress?.assumingMemoryBound(to: UInt64.self))
+        }
+        guard frames < Self.heldReadMaximumWALFrames, (try? begin(immediate: false)) != nil else { return }
         holdsRead = true
         heldRequests = 0
         store.heldReadsBegun.add(1, ordering: .relaxed)
