@@ -34,6 +34,23 @@ import Testing
         #expect(goal.backend == "redis" && goal.met == false && goal.target == 0.9)
     }
 
+    @Test func anExecutorRowIsComparedWithItsBackendsCLimit() {
+        func row(_ target: String, _ kind: TargetKind, _ keys: UInt64, referenceFor: String? = nil) -> BenchResult {
+            BenchResult(
+                target: target, kind: kind, referenceFor: referenceFor, calls: keys, keys: keys, seconds: 1,
+                latency: LatencySummary(p50: 15_000, p90: 20_000, p99: 40_000, p999: 90_000, max: 200_000, mean: 16_000),
+                hits: keys, misses: 0, errors: 0, firstError: nil, concurrency: 1
+            )
+        }
+        let spec = WorkloadPreset.get.spec(defaultStop: .duration(.seconds(2)))
+        let workload = WorkloadResult(spec: spec, rows: [
+            row("memcached", .swift, 18_000), row("memcached-executor", .swift, 40_000),
+            row("C libmemcached", .reference, 20_000, referenceFor: "memcached"),
+        ])
+        #expect(workload.rows[0].ratioToReference == 0.9)
+        #expect(workload.rows[1].ratioToReference == 2)
+    }
+
     @Test func everyFormatRenders() throws {
         let report = sampleReport()
         let table = try ReportRenderer.render(report, format: .table)

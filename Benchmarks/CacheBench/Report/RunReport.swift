@@ -96,13 +96,16 @@ struct WorkloadResult: Codable, Sendable {
         computeRatios()
     }
 
-    /// Fills in each row's ratio to the fastest row and to its C reference.
+    /// Fills in each row's ratio to the fastest row and to its C reference (an `-executor` row, the
+    /// same backend with callers on its `taskExecutor`, to its backend's).
     mutating func computeRatios() {
         let fastest = rows.map(\.opsPerSecond).max() ?? 0
         for i in rows.indices {
             rows[i].ratioToFastest = fastest > 0 ? rows[i].opsPerSecond / fastest : nil
+            let target = rows[i].target
+            let backend = target.hasSuffix("-executor") ? String(target.dropLast("-executor".count)) : target
             if rows[i].kind == .swift,
-               let reference = rows.first(where: { $0.kind == .reference && $0.referenceFor == rows[i].target }),
+               let reference = rows.first(where: { $0.kind == .reference && $0.referenceFor == backend }),
                reference.opsPerSecond > 0 {
                 rows[i].ratioToReference = rows[i].opsPerSecond / reference.opsPerSecond
             } else if rows[i].kind == .reference {

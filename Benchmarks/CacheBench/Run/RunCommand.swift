@@ -14,7 +14,7 @@ struct RunCommand: AsyncParsableCommand {
 
     // MARK: Backends
 
-    @Option(help: ArgumentHelp("Backends to compare, comma-separated: memory, sqlite, redis, memcached.", discussion: "Default: memory and sqlite, plus redis and memcached when a server is given, spawned or found on its default port.", valueName: "list"))
+    @Option(help: ArgumentHelp("Backends to compare, comma-separated: memory, sqlite, sqlite-executor, redis, memcached, memcached-executor.", discussion: "Default: memory and sqlite, plus redis and memcached when a server is given, spawned or found on its default port. The -executor variants are the same backends with the caller tasks opted in to the backend's taskExecutor (SE-0417); they are reported apart, never as the backend's figure.", valueName: "list"))
     var backends: String?
 
     @Option(help: ArgumentHelp("Redis server URL: redis://[user:password@]host[:port][/db] or unix:///path.", valueName: "url"))
