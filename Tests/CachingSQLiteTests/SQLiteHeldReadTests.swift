@@ -172,6 +172,17 @@ import Testing
         }
     }
 
+    @Test func holdsReadsOffNeverHolds() async throws {
+        var configuration = SQLiteBackend.Configuration()
+        configuration.holdsReads = false
+        try await withFileBackend(configuration: configuration) { backend, _ async throws in
+            try await backend.set("k", to: [1], ttl: nil)
+            for _ in 0..<100 { #expect(try await backend.get("k")?.value == [1]) }
+            #expect(Self.counts(backend).begun == 0)
+            #expect(SQLiteBackend.Configuration().holdsReads, "held reads are on by default")
+        }
+    }
+
     @Test func anInMemoryStoreNeverHoldsReads() async throws {
         let backend = try await SQLiteBackend(location: .memory)
         do {

@@ -169,7 +169,7 @@ final class ConnectionThread: TaskExecutor, @unchecked Sendable {
         }
         // Readers keep a read transaction open between lone gets while nothing is committed
         // (`SQLiteConnection+HeldRead.swift`); the writer never does.
-        opened.allowsHeldReads = !isWriter
+        opened.allowsHeldReads = !isWriter && opened.store.configuration.holdsReads
         lock()
         connection = opened
         unlock()
