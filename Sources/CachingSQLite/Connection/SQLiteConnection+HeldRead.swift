@@ -24,6 +24,9 @@ import CSQLite
 ///
 /// The writer connection never holds reads; nor does a database without a WAL (in memory), where
 /// a held transaction would block the writer.
+/// A copy of the wal-index header: 48 bytes, as six words for the shim's comparisons.
+typealias WALIndexHeader = (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64)
+
 extension SQLiteConnection {
     /// The most requests one held read serves before it is ended and begun again.
     static let heldReadLimit = 256
@@ -84,7 +87,7 @@ extension SQLiteConnection {
             return
         }
         let pointer = UnsafeRawPointer(region)
-        var header: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0, 0)
+        var header: WALIndexHeader = (0, 0, 0, 0, 0, 0)
         let version = withUnsafeMutableBytes(of: &header) { bytes -> UInt32 in
             let words = bytes.baseAddress?.assumingMemoryBound(to: UInt64.self)
             _ = csqlite_wal_header_read(pointer, words)

@@ -41,7 +41,7 @@ final class SQLiteConnection {
     /// Whether a held read transaction is open now.
     var holdsRead = false
     /// The wal-index header when the held read began.
-    var heldHeader: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0, 0)
+    var heldHeader: WALIndexHeader = (0, 0, 0, 0, 0, 0)
     /// Requests served in the held read so far.
     var heldRequests = 0
 
