@@ -602,6 +602,34 @@ fileprivate struct BinaryCodableTests {
         #expect(try await memory.get("t:m:bad") == nil)
     }
 
+    @Test("getOrSet and cached read BinaryCodable hits field by field with a BinaryCoder")
+    func readThroughOverloads() async throws {
+        let memory = InMemoryBackend()
+        let front = CacheFront(backend: memory, prefix: "t", coder: BinaryCoder()).namespace("rt")
+        #expect(try await front.getOrSet("k") { PathMarker(id: 5) }.id == 5)
+        let hit = try await front.getOrSet("k") { PathMarker(id: 99) }
+        #expect(hit.id == 5 && hit.decodedBy == "init(binaryFields:)")
+        let marker = front.cached(name: "marker") { (id: Int) async throws -> PathMarker in PathMarker(id: id) }
+        #expect(try await marker(7).id == 7)
+        let again = try await marker(7)
+        #expect(again.id == 7 && again.decodedBy == "init(binaryFields:)")
+        // The Codable overloads still serve Codable-only types, and another coder reads through
+        // init(from:).
+        #expect(try await front.getOrSet("plain") { [1, 2] as [Int] } == [1, 2])
+        #expect(try await front.getOrSet("plain") { [3] as [Int] } == [1, 2])
+        let json = CacheFront(backend: InMemoryBackend(), coder: JSONCoder())
+        _ = try await json.getOrSet("k") { PathMarker(id: 1) }
+        let jsonHit = try await json.getOrSet("k") { PathMarker(id: 2) }
+        #expect(jsonHit.id == 1 && jsonHit.decodedBy == "init(from:)")
+        let jsonMarker = json.cached(name: "marker") { (id: Int) async throws -> PathMarker in PathMarker(id: id) }
+        _ = try await jsonMarker(3)
+        #expect(try await jsonMarker(3).decodedBy == "init(from:)")
+        // An entry that does not decode is a miss: removed, computed again and stored.
+        try await memory.set("t:rt:bad", to: [0xFF, 0x00], ttl: nil)
+        #expect(try await front.getOrSet("bad") { PathMarker(id: 8) }.id == 8)
+        #expect(try await front.get("bad", as: PathMarker.self)?.id == 8)
+    }
+
     @Test("a field list that cannot be coded field by field makes the type use Codable")
     func unusableFieldLists() throws {
         #expect(!BinaryFields([]).isFieldByField)

@@ -255,16 +255,6 @@ extension CacheFront {
         return bytes
     }
 
-    /// The value in `bytes`, or `nil` after removing an entry that is not a `T`.
-    func decodeOrEvict<T: Decodable>(_ bytes: [UInt8], key: String) async -> T? {
-        do {
-            return try decode(bytes, as: T.self)
-        } catch {
-            await evictUndecodable(key: key, type: T.self, error: error)
-            return nil
-        }
-    }
-
     /// Counts, logs and removes an entry the coder could not read as `type`: a miss.
     @usableFromInline
     func evictUndecodable(key: String, type: Any.Type, error: any Error) async {
