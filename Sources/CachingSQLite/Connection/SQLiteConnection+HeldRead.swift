@@ -24,6 +24,11 @@ import CSQLite
 ///
 /// The writer connection never holds reads; nor does a database without a WAL (in memory), where
 /// a held transaction would block the writer.
+///
+/// The wal-index pointer stays valid while the connection is open: in WAL mode every connection
+/// keeps a shared lock on the database file, so nobody can switch the file out of WAL mode (which
+/// is what unmaps the wal-index) while this one is open (checked: another connection's
+/// `PRAGMA journal_mode=DELETE` fails with "database is locked").
 /// A copy of the wal-index header: 48 bytes, as six words for the shim's comparisons.
 typealias WALIndexHeader = (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64)
 
