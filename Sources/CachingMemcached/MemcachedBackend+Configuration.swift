@@ -114,7 +114,9 @@ extension MemcachedBackend {
         /// - a connection whose recent replies mostly took longer than this (a server across a
         ///   network) stops polling, and tries once every 32 reads to see if they got fast again;
         /// - at most a quarter of the process's processors (at least one) poll at once, across
-        ///   all backends; a read that finds them busy sleeps at once.
+        ///   all backends' pool connections; a read that finds them busy sleeps at once (the
+        ///   ``MemcachedBackend/taskExecutor`` thread, which polls for ``executorReplySpin``, is
+        ///   not counted).
         ///
         /// The polling thread is the backend's own, never one of Swift's cooperative pool.
         /// `.zero` makes threads sleep at once (for a process that must not spend CPU on
