@@ -630,6 +630,24 @@ fileprivate struct BinaryCodableTests {
         #expect(try await front.get("bad", as: PathMarker.self)?.id == 8)
     }
 
+    @Test("the batch get reads BinaryCodable values field by field with a BinaryCoder")
+    func batchOverload() async throws {
+        let memory = InMemoryBackend()
+        let front = CacheFront(backend: memory, prefix: "t", coder: BinaryCoder()).namespace("b")
+        try await front.set(["a": PathMarker(id: 1), "b": PathMarker(id: 2)])
+        try await memory.set("t:b:bad", to: [0xFF, 0x00], ttl: nil)
+        let found = try await front.get(["a", "missing", "b", "bad"], as: PathMarker.self)
+        #expect(found.map { $0?.id } == [1, nil, 2, nil])
+        #expect(found.compactMap { $0?.decodedBy } == ["init(binaryFields:)", "init(binaryFields:)"])
+        // The undecodable entry was removed.
+        #expect(try await memory.get("t:b:bad") == nil)
+        // Codable-only types and other coders are unchanged.
+        #expect(try await front.get(["a"], as: Int.self) == [nil])
+        let json = CacheFront(backend: InMemoryBackend(), coder: JSONCoder())
+        try await json.set(PathMarker(id: 3), forKey: "k")
+        #expect(try await json.get(["k"], as: PathMarker.self).first??.decodedBy == "init(from:)")
+    }
+
     @Test("a field list that cannot be coded field by field makes the type use Codable")
     func unusableFieldLists() throws {
         #expect(!BinaryFields([]).isFieldByField)

@@ -157,6 +157,25 @@ extension CacheFront {
     /// ```
     @inlinable
     public func get<T: Decodable & Sendable>(_ keys: [String], as type: T.Type = T.self) async throws -> [T?] {
+        try await readMany(keys, as: T.self) { bytes throws in try decode(bytes, as: T.self) }
+    }
+
+    /// The values for `keys` of a ``BinaryCodable`` type, in the same order, `nil` for each miss:
+    /// the same as the `Decodable` overload, read field by field when the coder is a
+    /// ``BinaryCoder``.
+    ///
+    /// ```swift
+    /// let found = try await profiles.get(["1", "2"], as: Profile.self)   // Profile: BinaryCodable
+    /// ```
+    @inlinable
+    public func get<T: BinaryCodable & Sendable>(_ keys: [String], as type: T.Type = T.self) async throws -> [T?] {
+        try await readMany(keys, as: T.self) { bytes throws in try decode(bytes, as: T.self) }
+    }
+
+    /// The body of the batch reads: entries decoded by `decode`, hits and misses counted, entries
+    /// that do not decode removed (and `nil`).
+    @inlinable
+    func readMany<T>(_ keys: [String], as type: T.Type, decode: ([UInt8]) throws -> T) async throws -> [T?] {
         // Inlinable so the caller's module specializes it for `T`; the loop decodes without
         // suspending, and only entries that fail to decode (rare) cost an await afterwards.
         // The backend adds the scope to each key (`get(_:prefix:)`), which spares building a
@@ -177,7 +196,7 @@ extension CacheFront {
                 continue
             }
             do {
-                result.append(try decode(entry.value, as: T.self))
+                result.append(try decode(entry.value))
                 hits += 1
             } catch {
                 undecodable.append((index, error))
